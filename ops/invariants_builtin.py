@@ -1,0 +1,72 @@
+"""The checks ops owns: every queue's leases are being swept, workers are alive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Min
+from django.db.models.functions import Now
+
+from ops.invariants import figure_invariant, rows_invariant
+from ops.models import DeadLetter
+from ops.queue import PROCESSING, QUEUED, queues_all
+from ops.selectors import workers_stale
+
+
+@rows_invariant(
+    name="ops.expired_leases_released",
+    app="ops",
+    description="No row stays processing with a lease expired for more than 3 sweep periods",
+)
+def expired_leases_unreleased() -> list[str]:
+    grace = Now() - timedelta(seconds=3 * settings.OPS_SWEEP_SECONDS)
+    rows: list[str] = []
+    for queue in queues_all():
+        for item_id in queue.model.objects.filter(status=PROCESSING, lease_expires_at__lt=grace).values_list(
+            "id", flat=True
+        )[:20]:
+            rows.append(f"{queue.label}#{item_id}")
+    return rows
+
+
+@figure_invariant(
+    name="ops.oldest_queued_seconds",
+    app="ops",
+    description="Seconds the oldest available row has waited in any queue",
+    warn_above=60,
+    critical_above=300,
+    unit="s",
+)
+def oldest_queued_seconds() -> float | None:
+    from django.utils import timezone
+
+    oldest = None
+    for queue in queues_all():
+        value = queue.model.objects.filter(status=QUEUED, available_at__lte=Now()).aggregate(m=Min("available_at"))["m"]
+        if value is not None and (oldest is None or value < oldest):
+            oldest = value
+    if oldest is None:
+        return 0.0
+    return max((timezone.now() - oldest).total_seconds(), 0.0)
+
+
+@figure_invariant(
+    name="ops.dead_letters_open",
+    app="ops",
+    description="Dead letters waiting for an operator",
+    warn_above=0,
+    critical_above=100,
+)
+def dead_letters_open() -> float:
+    return float(DeadLetter.objects.filter(requeued_at__isnull=True).count())
+
+
+@figure_invariant(
+    name="ops.workers_stale",
+    app="ops",
+    description="Workers seen in the last day but silent for longer than OPS_WORKER_STALE_SECONDS",
+    warn_above=0,
+)
+def stale_workers() -> float:
+    return float(workers_stale().count())

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Now
+
+
+class QueueStatus(models.TextChoices):
+    """The states every lease queue shares; a domain may rename done/dead (runs: ready/error)."""
+
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "Done"
+    DEAD = "dead", "Dead"
+
+
+class LeaseQueueModel(models.Model):
+    """A row that is a unit of background work (DESIGN.md, "The lease queue").
+
+    Concrete queues subclass this, add their own fields and states, and register an
+    ``ops.queue.LeaseQueue`` for themselves. ``status`` choices are the subclass's.
+    """
+
+    status = models.CharField(max_length=20, default=QueueStatus.QUEUED)
+    priority = models.SmallIntegerField(default=100)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times the row was claimed.")
+    rescues = models.PositiveIntegerField(default=0, help_text="Times a crashed worker's lease was released.")
+    max_attempts = models.PositiveIntegerField(default=3)
+    available_at = models.DateTimeField(db_default=Now())
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        abstract = True
+
+
+class QueueHistory(models.Model):
+    """One row per transition of any lease-queue row, written in the transition's transaction."""
+
+    queue = models.CharField(max_length=64)
+    item_id = models.BigIntegerField()
+    from_status = models.CharField(max_length=20, blank=True, default="")
+    to_status = models.CharField(max_length=20)
+    event = models.CharField(max_length=20)
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_token = models.UUIDField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        verbose_name_plural = "queue history"
+        indexes = [
+            models.Index(fields=["queue", "item_id", "id"], name="ops_history_item"),
+            models.Index(fields=["created_at"], name="ops_history_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue}#{self.item_id} {self.from_status}->{self.to_status} ({self.event})"
+
+
+class DeadLetter(models.Model):
+    """A row that ran out of attempts or rescues. Requeueing it puts the row back to queued."""
+
+    queue = models.CharField(max_length=64)
+    item_id = models.BigIntegerField()
+    reason = models.CharField(max_length=20)  # "attempts" | "rescues"
+    attempts = models.PositiveIntegerField(default=0)
+    rescues = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+    requeued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["queue", "item_id"], name="ops_deadletter_item"),
+            models.Index(
+                fields=["created_at"], name="ops_deadletter_open", condition=models.Q(requeued_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue}#{self.item_id} ({self.reason})"
+
+
+class WorkerHeartbeat(models.Model):
+    worker_id = models.CharField(max_length=64, unique=True)
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(default=0)
+    queues = models.JSONField(default=list, blank=True)
+    processed = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+    leases_lost = models.PositiveBigIntegerField(default=0)
+    started_at = models.DateTimeField(db_default=Now())
+    last_seen = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["last_seen"], name="ops_heartbeat_seen")]
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+
+class InvariantState(models.TextChoices):
+    OK = "ok", "OK"
+    WARN = "warn", "Warning"
+    CRITICAL = "critical", "Critical"
+    ERROR = "error", "Check failed to run"
+
+
+class InvariantResult(models.Model):
+    name = models.CharField(max_length=100)
+    app = models.CharField(max_length=50)
+    state = models.CharField(max_length=10, choices=InvariantState.choices)
+    value = models.FloatField(null=True, blank=True)
+    detail = models.TextField(blank=True, default="")
+    checked_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "-checked_at"], name="ops_invresult_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.state}"

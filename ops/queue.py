@@ -1,0 +1,523 @@
+"""The lease queue every pipeline shares (DESIGN.md, "The lease queue").
+
+A queue is a table of ``LeaseQueueModel`` rows. Workers ``claim`` batches of rows in one
+statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the IMMEDIATE transaction
+mode serializes claims), and finish each with ``ack`` / ``fail`` / ``extend``, which are
+conditional on the fencing token handed out by the claim. All times are the database's.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.db.models.functions import Now
+
+from matchplatform.exceptions import LeaseLost
+from ops.models import DeadLetter, LeaseQueueModel, QueueHistory, QueueStatus
+from ops.worker import worker_counters
+
+PROCESSING = QueueStatus.PROCESSING.value
+QUEUED = QueueStatus.QUEUED.value
+
+# Every event a row can go through, and the transitions it may make. One place for the
+# whole state machine; history rows name the event.
+EVENTS: dict[str, tuple[set[str], str]] = {
+    # event: (allowed from-states, to-state placeholder)
+    "claim": ({QUEUED}, PROCESSING),
+    "ack": ({PROCESSING}, "done"),
+    "retry": ({PROCESSING}, QUEUED),
+    "dead": ({PROCESSING}, "dead"),
+    "rescue": ({PROCESSING}, QUEUED),
+    "requeue": ({"dead"}, QUEUED),
+}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a claim hands a worker: the row, its fencing token, and which attempt this is."""
+
+    id: int
+    token: uuid.UUID
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    requeued: list[int]
+    dead: list[int]
+
+
+def backoff_seconds(*, errors: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(errors-1)))."""
+    ceiling = min(cap, base * (2 ** max(errors - 1, 0)))
+    return (rng or random).uniform(0.0, ceiling)
+
+
+class LeaseQueue:
+    def __init__(
+        self,
+        *,
+        model: type[LeaseQueueModel],
+        done_status: str = QueueStatus.DONE.value,
+        dead_status: str = QueueStatus.DEAD.value,
+        max_rescues: int | Callable[[], int] = 3,
+        wake: Callable[[], None] | None = None,
+        finished_field: str | None = None,
+    ) -> None:
+        self.model = model
+        self.label = model._meta.label_lower
+        self.table = model._meta.db_table
+        self.done_status = done_status
+        self.dead_status = dead_status
+        self._max_rescues = max_rescues
+        self.wake = wake
+        # A timestamp column stamped with the DB clock when a row reaches done or dead.
+        self.finished_field = finished_field
+
+    def _finished(self) -> dict[str, Any]:
+        return {self.finished_field: Now()} if self.finished_field else {}
+
+    # -- helpers ---------------------------------------------------------------------
+    @property
+    def max_rescues(self) -> int:
+        value = self._max_rescues
+        return value() if callable(value) else value
+
+    def status_for(self, event: str) -> str:
+        target = EVENTS[event][1]
+        return {"done": self.done_status, "dead": self.dead_status}.get(target, target)
+
+    def transition_allowed(self, *, from_status: str, event: str) -> bool:
+        allowed_from = {self.dead_status if s == "dead" else s for s in EVENTS[event][0]}
+        return from_status in allowed_from
+
+    def _history(self, rows: Iterable[dict[str, Any]]) -> None:
+        QueueHistory.objects.bulk_create([QueueHistory(queue=self.label, **row) for row in rows])
+
+    def _lost(self, *, lease: Lease, event: str) -> LeaseLost:
+        """Count a result that arrived after its lease was lost, and say so in history."""
+        worker_counters().add(leases_lost=1)
+        current = self.model.objects.filter(pk=lease.id).values_list("status", flat=True).first() or ""
+        self._history(
+            [
+                {
+                    "item_id": lease.id,
+                    "from_status": current,
+                    "to_status": current,
+                    "event": "lease_lost",
+                    "lease_token": lease.token,
+                    "attempt": lease.attempt,
+                    "error": f"{event} refused: fencing token no longer holds the lease",
+                }
+            ]
+        )
+        return LeaseLost(f"{self.label}#{lease.id}: {event} refused, the lease was lost")
+
+    # -- claim -----------------------------------------------------------------------
+    def claim(self, *, owner: str, limit: int, ttl: float) -> list[Lease]:
+        if limit <= 0:
+            return []
+        if connection.vendor == "postgresql":
+            return self._claim_postgresql(owner=owner, limit=limit, ttl=ttl)
+        return self._claim_generic(owner=owner, limit=limit, ttl=ttl)
+
+    def _claim_postgresql(self, *, owner: str, limit: int, ttl: float) -> list[Lease]:
+        history = QueueHistory._meta.db_table
+        # One round trip: pick, lease and record history in a single statement.
+        sql = f"""
+            WITH picked AS (
+                SELECT id FROM {self.table}
+                WHERE status = %(queued)s AND available_at <= statement_timestamp()
+                ORDER BY priority, id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE {self.table} AS q
+                SET status = %(processing)s,
+                    attempts = q.attempts + 1,
+                    lease_token = gen_random_uuid(),
+                    lease_owner = %(owner)s,
+                    lease_expires_at = statement_timestamp() + make_interval(secs => %(ttl)s),
+                    updated_at = statement_timestamp()
+                FROM picked WHERE q.id = picked.id
+                RETURNING q.id, q.lease_token, q.attempts, q.priority
+            ), hist AS (
+                INSERT INTO {history}
+                    (queue, item_id, from_status, to_status, event, lease_owner, lease_token,
+                     attempt, error, created_at)
+                SELECT %(label)s, id, %(queued)s, %(processing)s, 'claim', %(owner)s, lease_token,
+                       attempts, '', statement_timestamp()
+                FROM claimed
+            )
+            SELECT id, lease_token, attempts FROM claimed ORDER BY priority, id
+        """  # noqa: S608 - table names come from model meta, values are parameters
+        params = {
+            "queued": QUEUED,
+            "processing": PROCESSING,
+            "limit": limit,
+            "owner": owner,
+            "ttl": float(ttl),
+            "label": self.label,
+        }
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return [Lease(id=row[0], token=row[1], attempt=row[2]) for row in rows]
+
+    def _claim_generic(self, *, owner: str, limit: int, ttl: float) -> list[Lease]:
+        # SQLite has no SKIP LOCKED; the IMMEDIATE transaction takes the write lock before
+        # the SELECT, so two claimers can never pick the same row.
+        leases: list[Lease] = []
+        with transaction.atomic():
+            picked = list(
+                self.model.objects.filter(status=QUEUED, available_at__lte=Now())
+                .order_by("priority", "id")
+                .values_list("id", "attempts")[:limit]
+            )
+            expires = Now() + timedelta(seconds=ttl)
+            for item_id, attempts in picked:
+                token = uuid.uuid4()
+                self.model.objects.filter(pk=item_id, status=QUEUED).update(
+                    status=PROCESSING,
+                    attempts=attempts + 1,
+                    lease_token=token,
+                    lease_owner=owner,
+                    lease_expires_at=expires,
+                    updated_at=Now(),
+                )
+                leases.append(Lease(id=item_id, token=token, attempt=attempts + 1))
+            self._history(
+                {
+                    "item_id": lease.id,
+                    "from_status": QUEUED,
+                    "to_status": PROCESSING,
+                    "event": "claim",
+                    "lease_owner": owner,
+                    "lease_token": lease.token,
+                    "attempt": lease.attempt,
+                }
+                for lease in leases
+            )
+        return leases
+
+    # -- finish ----------------------------------------------------------------------
+    def _held(self, lease: Lease) -> models.QuerySet[LeaseQueueModel]:
+        return self.model.objects.filter(pk=lease.id, lease_token=lease.token, status=PROCESSING)
+
+    def ack(
+        self,
+        *,
+        lease: Lease,
+        fields: dict[str, Any] | None = None,
+        on_ack: Callable[[], None] | None = None,
+    ) -> None:
+        """Mark the row done. ``on_ack`` writes the result in the same transaction, after the
+        conditional update has locked the row, so a lost lease never stores a result."""
+        done = self.status_for("ack")
+        with transaction.atomic():
+            updated = self._held(lease).update(
+                status=done, lease_expires_at=None, updated_at=Now(), **self._finished(), **(fields or {})
+            )
+            if updated:
+                self._history(
+                    [
+                        {
+                            "item_id": lease.id,
+                            "from_status": PROCESSING,
+                            "to_status": done,
+                            "event": "ack",
+                            "lease_token": lease.token,
+                            "attempt": lease.attempt,
+                        }
+                    ]
+                )
+                if on_ack is not None:
+                    on_ack()
+        if not updated:
+            raise self._lost(lease=lease, event="ack")
+        worker_counters().add(processed=1)
+
+    def ack_many(self, *, leases: Sequence[Lease]) -> list[int]:
+        """Ack a batch in one transaction; returns the ids acked (lost leases are counted)."""
+        if not leases:
+            return []
+        done = self.status_for("ack")
+        if connection.vendor == "postgresql":
+            history = QueueHistory._meta.db_table
+            values = ", ".join(["(%s::bigint, %s::uuid)"] * len(leases))
+            finish_set = f", {self.finished_field} = statement_timestamp()" if self.finished_field else ""
+            sql = f"""
+                WITH acked AS (
+                    UPDATE {self.table} AS q
+                    SET status = %s, lease_expires_at = NULL, updated_at = statement_timestamp(){finish_set}
+                    FROM (VALUES {values}) AS v(id, token)
+                    WHERE q.id = v.id AND q.lease_token = v.token AND q.status = %s
+                    RETURNING q.id, q.lease_token, q.attempts
+                ), hist AS (
+                    INSERT INTO {history}
+                        (queue, item_id, from_status, to_status, event, lease_owner, lease_token,
+                         attempt, error, created_at)
+                    SELECT %s, id, %s, %s, 'ack', '', lease_token, attempts, '', statement_timestamp()
+                    FROM acked
+                )
+                SELECT id FROM acked
+            """  # noqa: S608
+            params: list[Any] = [done]
+            for lease in leases:
+                params += [lease.id, lease.token]
+            params += [PROCESSING, self.label, PROCESSING, done]
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                acked = [row[0] for row in cursor.fetchall()]
+        else:
+            acked = []
+            with transaction.atomic():
+                for lease in leases:
+                    if self._held(lease).update(
+                        status=done, lease_expires_at=None, updated_at=Now(), **self._finished()
+                    ):
+                        acked.append(lease.id)
+                self._history(
+                    {
+                        "item_id": lease.id,
+                        "from_status": PROCESSING,
+                        "to_status": done,
+                        "event": "ack",
+                        "lease_token": lease.token,
+                        "attempt": lease.attempt,
+                    }
+                    for lease in leases
+                    if lease.id in set(acked)
+                )
+        lost = len(leases) - len(acked)
+        worker_counters().add(processed=len(acked), leases_lost=lost)
+        return acked
+
+    def extend(self, *, lease: Lease, ttl: float) -> None:
+        updated = self._held(lease).update(lease_expires_at=Now() + timedelta(seconds=ttl), updated_at=Now())
+        if not updated:
+            raise self._lost(lease=lease, event="extend")
+
+    def fail(self, *, lease: Lease, error: str, retryable: bool = True) -> str:
+        """Record a failed attempt: back to queued after a jittered backoff, or dead when the
+        row has used its attempts (or the error is not worth retrying). Returns the new status."""
+        error = error[:4000]
+        with transaction.atomic():
+            row = self._held(lease).select_for_update().values("attempts", "rescues", "max_attempts").first()
+            if row is None:
+                lost = True
+            else:
+                lost = False
+                errors = row["attempts"] - row["rescues"]
+                if retryable and errors < row["max_attempts"]:
+                    delay = backoff_seconds(
+                        errors=errors,
+                        base=settings.OPS_BACKOFF_BASE_SECONDS,
+                        cap=settings.OPS_BACKOFF_MAX_SECONDS,
+                    )
+                    new_status, event = QUEUED, "retry"
+                    self._held(lease).update(
+                        status=QUEUED,
+                        available_at=Now() + timedelta(seconds=delay),
+                        lease_expires_at=None,
+                        last_error=error,
+                        updated_at=Now(),
+                    )
+                else:
+                    new_status, event = self.dead_status, "dead"
+                    self._held(lease).update(
+                        status=self.dead_status,
+                        lease_expires_at=None,
+                        last_error=error,
+                        updated_at=Now(),
+                        **self._finished(),
+                    )
+                self._history(
+                    [
+                        {
+                            "item_id": lease.id,
+                            "from_status": PROCESSING,
+                            "to_status": new_status,
+                            "event": event,
+                            "lease_token": lease.token,
+                            "attempt": lease.attempt,
+                            "error": error,
+                        }
+                    ]
+                )
+                if event == "dead":
+                    self._dead_letter(
+                        item_id=lease.id,
+                        reason="attempts" if retryable else "permanent",
+                        attempts=row["attempts"],
+                        rescues=row["rescues"],
+                        last_error=error,
+                    )
+        if lost:
+            raise self._lost(lease=lease, event="fail")
+        worker_counters().add(failed=1)
+        return new_status
+
+    def _dead_letter(self, *, item_id: int, reason: str, attempts: int, rescues: int, last_error: str) -> None:
+        errors = list(
+            QueueHistory.objects.filter(queue=self.label, item_id=item_id)
+            .exclude(error="")
+            .order_by("id")
+            .values_list("error", flat=True)
+        )
+        DeadLetter.objects.create(
+            queue=self.label,
+            item_id=item_id,
+            reason=reason,
+            attempts=attempts,
+            rescues=rescues,
+            last_error=last_error,
+            errors=errors,
+        )
+
+    # -- sweeps ----------------------------------------------------------------------
+    def release_expired(self, *, limit: int = 1000) -> ReleaseResult:
+        """Put rows whose lease expired back to queued, or dead once rescued too often.
+
+        Idempotent and safe to run from several processes at once: a row is only touched
+        while it is still ``processing`` with an expired lease, under a row lock."""
+        max_rescues = self.max_rescues
+        finish_set = (
+            f"\n{self.finished_field} = CASE WHEN q.rescues + 1 > %(max_rescues)s"
+            f" THEN statement_timestamp() ELSE q.{self.finished_field} END,"
+            if self.finished_field
+            else ""
+        )
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                sql = f"""
+                    WITH expired AS (
+                        SELECT id, lease_owner, lease_token FROM {self.table}
+                        WHERE status = %(processing)s AND lease_expires_at < statement_timestamp()
+                        ORDER BY id
+                        LIMIT %(limit)s
+                        FOR UPDATE SKIP LOCKED
+                    )
+                    UPDATE {self.table} AS q
+                    SET status = CASE WHEN q.rescues + 1 > %(max_rescues)s THEN %(dead)s ELSE %(queued)s END,
+                        rescues = q.rescues + 1,
+                        lease_expires_at = NULL,{finish_set}
+                        available_at = statement_timestamp(),
+                        updated_at = statement_timestamp()
+                    FROM expired WHERE q.id = expired.id
+                    RETURNING q.id, q.status, expired.lease_owner, expired.lease_token, q.attempts,
+                              q.rescues, q.last_error
+                """  # noqa: S608
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        sql,
+                        {
+                            "processing": PROCESSING,
+                            "limit": limit,
+                            "max_rescues": max_rescues,
+                            "dead": self.dead_status,
+                            "queued": QUEUED,
+                        },
+                    )
+                    rows = cursor.fetchall()
+            else:
+                expired = list(
+                    self.model.objects.filter(status=PROCESSING, lease_expires_at__lt=Now())
+                    .order_by("id")
+                    .values_list("id", "lease_owner", "lease_token", "attempts", "rescues", "last_error")[:limit]
+                )
+                rows = []
+                for item_id, owner, token, attempts, rescues, last_error in expired:
+                    status = self.dead_status if rescues + 1 > max_rescues else QUEUED
+                    finished = self._finished() if status != QUEUED else {}
+                    self.model.objects.filter(pk=item_id, status=PROCESSING, lease_token=token).update(
+                        **finished,
+                        status=status,
+                        rescues=rescues + 1,
+                        lease_expires_at=None,
+                        available_at=Now(),
+                        updated_at=Now(),
+                    )
+                    rows.append((item_id, status, owner, token, attempts, rescues + 1, last_error))
+            self._history(
+                {
+                    "item_id": item_id,
+                    "from_status": PROCESSING,
+                    "to_status": status,
+                    "event": "rescue",
+                    "lease_owner": owner,
+                    "lease_token": token,
+                    "attempt": attempts,
+                    "error": f"lease of {owner} expired; rescue {rescues}",
+                }
+                for item_id, status, owner, token, attempts, rescues, _ in rows
+            )
+            for item_id, status, _owner, _token, attempts, rescues, last_error in rows:
+                if status == self.dead_status:
+                    self._dead_letter(
+                        item_id=item_id,
+                        reason="rescues",
+                        attempts=attempts,
+                        rescues=rescues,
+                        last_error=last_error or f"rescued {rescues} times (poison pill)",
+                    )
+        requeued = [row[0] for row in rows if row[1] == QUEUED]
+        dead = [row[0] for row in rows if row[1] != QUEUED]
+        return ReleaseResult(requeued=requeued, dead=dead)
+
+    def requeue_dead(self, *, item_ids: Sequence[int]) -> list[int]:
+        """Give dead rows a fresh start (an operator's action from the dead-letter page)."""
+        with transaction.atomic():
+            ids = list(
+                self.model.objects.select_for_update()
+                .filter(pk__in=list(item_ids), status=self.dead_status)
+                .values_list("id", flat=True)
+            )
+            self.model.objects.filter(pk__in=ids).update(
+                status=QUEUED, attempts=0, rescues=0, available_at=Now(), lease_expires_at=None, updated_at=Now()
+            )
+            DeadLetter.objects.filter(queue=self.label, item_id__in=ids, requeued_at__isnull=True).update(
+                requeued_at=Now()
+            )
+            self._history(
+                {"item_id": item_id, "from_status": self.dead_status, "to_status": QUEUED, "event": "requeue"}
+                for item_id in ids
+            )
+            if ids and self.wake is not None:
+                transaction.on_commit(self.wake)
+        return ids
+
+    def depths(self) -> dict[str, int]:
+        """Rows waiting, leased and dead. Done rows are left out: counting them would scan
+        the whole table, and they are archived anyway."""
+        statuses = (QUEUED, PROCESSING, self.dead_status)
+        counts = dict(
+            self.model.objects.filter(status__in=statuses)
+            .values_list("status")
+            .annotate(n=models.Count("id"))
+            .values_list("status", "n")
+        )
+        return {status: int(counts.get(status, 0)) for status in statuses}
+
+
+_REGISTRY: dict[str, LeaseQueue] = {}
+
+
+def queue_register(queue: LeaseQueue) -> LeaseQueue:
+    _REGISTRY[queue.label] = queue
+    return queue
+
+
+def queue_get(label: str) -> LeaseQueue:
+    return _REGISTRY[label]
+
+
+def queues_all() -> list[LeaseQueue]:
+    return list(_REGISTRY.values())

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
+from django.db.models.functions import Now
+
+from ops.invariants import InvariantOutcome, invariants_all
+from ops.models import InvariantResult, QueueHistory, WorkerHeartbeat
+from ops.queue import queues_all
+
+
+def workers_stale(*, older_than_seconds: float | None = None) -> QuerySet[WorkerHeartbeat]:
+    seconds = settings.OPS_WORKER_STALE_SECONDS if older_than_seconds is None else older_than_seconds
+    return WorkerHeartbeat.objects.filter(last_seen__lt=Now() - timedelta(seconds=seconds)).order_by("last_seen")
+
+
+def workers_live(*, within_seconds: float | None = None) -> QuerySet[WorkerHeartbeat]:
+    seconds = settings.OPS_WORKER_STALE_SECONDS if within_seconds is None else within_seconds
+    return WorkerHeartbeat.objects.filter(last_seen__gte=Now() - timedelta(seconds=seconds)).order_by("worker_id")
+
+
+def queue_depths() -> dict[str, dict[str, int]]:
+    return {queue.label: queue.depths() for queue in queues_all()}
+
+
+def queue_history_for(*, queue: str, item_id: int) -> QuerySet[QueueHistory]:
+    return QueueHistory.objects.filter(queue=queue, item_id=item_id).order_by("id")
+
+
+def invariant_results_latest() -> list[InvariantOutcome]:
+    """The newest stored result of every registered invariant (those never run are left out)."""
+    registered = {inv.name: inv for inv in invariants_all()}
+    latest: dict[str, InvariantResult] = {}
+    cutoff = Now() - timedelta(minutes=10)
+    for result in InvariantResult.objects.filter(name__in=list(registered), checked_at__gte=cutoff).order_by(
+        "name", "-checked_at"
+    ):
+        latest.setdefault(result.name, result)
+    return [
+        InvariantOutcome(
+            name=r.name,
+            app=r.app,
+            description=registered[r.name].description,
+            state=r.state,
+            value=r.value,
+            detail=r.detail,
+            seconds=0.0,
+        )
+        for r in latest.values()
+    ]
+
+
+def database_ping() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:
+        return {"ok": False, "vendor": connection.vendor, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def broker_ping() -> dict[str, Any]:
+    from matchplatform.celery import app
+
+    url = str(settings.CELERY_BROKER_URL)
+    transport = url.split("://", 1)[0]
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=settings.OPS_HEALTH_BROKER_TIMEOUT_SECONDS)
+        return {"ok": True, "transport": transport}
+    except Exception as exc:
+        return {"ok": False, "transport": transport, "error": f"{type(exc).__name__}: {exc}"[:300]}

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class RunsConfig(AppConfig):
+    name = "runs"
+    verbose_name = "Match runs"
+
+    def ready(self) -> None:
+        from runs import invariants, queue  # noqa: F401 - registers the queue and its checks

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import QuerySet
+from django.db.models.functions import Now
+
+from matchplatform.exceptions import NotFound
+from ops.selectors import queue_history_for
+from runs.models import MatchRun, MatchRunStatus, StartupInvestorMatch
+from runs.queue import runs_queue
+
+
+def match_run_get(*, run_id: object) -> MatchRun:
+    import uuid
+
+    try:
+        key = uuid.UUID(str(run_id))
+    except ValueError:
+        raise NotFound("No match run with this id.", code="run_not_found") from None
+    run = MatchRun.objects.select_related("startup").filter(run_id=key).first()
+    if run is None:
+        raise NotFound("No match run with this id.", code="run_not_found")
+    return run
+
+
+def match_run_matches(*, run: MatchRun) -> QuerySet[StartupInvestorMatch]:
+    return StartupInvestorMatch.objects.filter(run=run).select_related("investor").order_by("rank")
+
+
+def match_runs_available_count() -> int:
+    return MatchRun.objects.filter(status=MatchRunStatus.QUEUED, available_at__lte=Now()).count()
+
+
+def match_run_timeline(*, run: MatchRun) -> list[dict[str, Any]]:
+    return list(
+        queue_history_for(queue=runs_queue.label, item_id=run.pk).values(
+            "created_at", "event", "from_status", "to_status", "lease_owner", "lease_token", "attempt", "error"
+        )
+    )
+
+
+_HOURLY_SQL = {
+    "postgresql": "date_trunc('hour', created_at)",
+    "sqlite": "strftime('%Y-%m-%d %H:00:00', created_at)",
+}
+
+
+def match_runs_hourly(*, hours: int = 24) -> list[dict[str, Any]]:
+    """Per hour of submission: totals, average and p95 duration, outcomes, average matches.
+
+    Computed in one SQL statement; the p95 is the nearest-rank percentile over finished
+    runs, with window functions so that it runs on PostgreSQL and SQLite alike."""
+    hour = _HOURLY_SQL.get(connection.vendor, _HOURLY_SQL["postgresql"])
+    since_sql = (
+        "statement_timestamp() - make_interval(hours => %s)"
+        if connection.vendor == "postgresql"
+        else "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || %s || ' hours')"
+    )
+    sql = f"""
+        WITH r AS (
+            SELECT {hour} AS hour, status, duration_ms, match_count
+            FROM runs_matchrun WHERE created_at >= {since_sql}
+        ), ranked AS (
+            SELECT hour, duration_ms,
+                   ROW_NUMBER() OVER (PARTITION BY hour ORDER BY duration_ms) AS rn,
+                   COUNT(*) OVER (PARTITION BY hour) AS n
+            FROM r WHERE duration_ms IS NOT NULL
+        ), p95 AS (
+            SELECT hour, MIN(duration_ms) AS p95_ms FROM ranked
+            WHERE rn >= CEIL(0.95 * n) GROUP BY hour
+        )
+        SELECT r.hour,
+               COUNT(*) AS total,
+               AVG(r.duration_ms) AS avg_ms,
+               MAX(p95.p95_ms) AS p95_ms,
+               SUM(CASE WHEN r.status = 'ready' THEN 1 ELSE 0 END) AS successes,
+               SUM(CASE WHEN r.status = 'error' THEN 1 ELSE 0 END) AS errors,
+               AVG(CASE WHEN r.status = 'ready' THEN r.match_count END) AS avg_matches
+        FROM r LEFT JOIN p95 ON p95.hour = r.hour
+        GROUP BY r.hour ORDER BY r.hour DESC
+    """  # noqa: S608 - only the vendor's own expressions are interpolated
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [hours])
+        rows = cursor.fetchall()
+    out = []
+    for hour_value, total, avg_ms, p95_ms, successes, errors, avg_matches in rows:
+        finished = (successes or 0) + (errors or 0)
+        out.append(
+            {
+                "hour": hour_value if isinstance(hour_value, str) else hour_value.isoformat(),
+                "total": int(total),
+                "avg_duration_ms": None if avg_ms is None else round(float(avg_ms), 1),
+                "p95_duration_ms": None if p95_ms is None else int(p95_ms),
+                "successes": int(successes or 0),
+                "errors": int(errors or 0),
+                "error_rate": round((errors or 0) / finished, 4) if finished else 0.0,
+                "avg_matches": None if avg_matches is None else round(float(avg_matches), 1),
+            }
+        )
+    return out

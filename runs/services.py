@@ -1,0 +1,269 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Now
+
+from matchplatform.exceptions import Conflict, LeaseLost
+from ops.models import QueueHistory
+from ops.queue import Lease
+from ops.worker import worker_id
+from runs.canonical import url_canonicalize
+from runs.engine import StartupProfile, corpus_cache, matches_rank
+from runs.fetch import FetchError, PageProfile, page_fetch
+from runs.models import (
+    ACTIVE_RUN_STATUSES,
+    Investor,
+    InvestorCorpusVersion,
+    MatchRun,
+    MatchRunArchive,
+    MatchRunStatus,
+    Startup,
+    StartupInvestorMatch,
+)
+from runs.queue import runs_queue
+from runs.vocab import country_mask, sector_mask, stage_mask
+
+logger = logging.getLogger(__name__)
+
+
+# -- investors ------------------------------------------------------------------------
+def corpus_version_bump() -> None:
+    """Tell every worker its in-memory corpus is stale. Call inside the writing transaction."""
+    updated = InvestorCorpusVersion.objects.filter(pk=1).update(version=F("version") + 1, updated_at=Now())
+    if not updated:
+        InvestorCorpusVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+
+
+def _investor_build(data: dict[str, Any]) -> Investor:
+    sectors, stages, countries = (
+        list(data.get("sectors", [])),
+        list(data.get("stages", [])),
+        list(data.get("countries", [])),
+    )
+    return Investor(
+        name=data["name"],
+        sectors=sectors,
+        stages=stages,
+        countries=countries,
+        check_min=int(data["check_min"]),
+        check_max=int(data["check_max"]),
+        activity=float(data.get("activity", 0.5)),
+        sector_mask=sector_mask(sectors),
+        stage_mask=stage_mask(stages),
+        country_mask=country_mask(countries),
+    )
+
+
+def investors_bulk_create(*, rows: Iterable[dict[str, Any]], batch_size: int = 5000) -> int:
+    with transaction.atomic():
+        created = Investor.objects.bulk_create([_investor_build(row) for row in rows], batch_size=batch_size)
+        corpus_version_bump()
+    return len(created)
+
+
+def investor_create(**data: Any) -> Investor:
+    with transaction.atomic():
+        investor = _investor_build(data)
+        investor.save()
+        corpus_version_bump()
+    return investor
+
+
+# -- submission -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Submission:
+    run: MatchRun
+    created: bool
+
+
+def match_run_submit(*, url: object) -> Submission:
+    """Start a run for this URL, or return the active run its canonical URL already has.
+
+    The partial unique constraint ``runs_one_active_run_per_url`` is what guarantees one
+    active run; this function only turns the loser of a race into a reader."""
+    canonical = url_canonicalize(url=url)
+    assert isinstance(url, str)
+    for _ in range(5):
+        existing = MatchRun.objects.filter(canonical_url=canonical, status__in=ACTIVE_RUN_STATUSES).first()
+        if existing is not None:
+            return Submission(run=existing, created=False)
+        try:
+            with transaction.atomic():
+                run = MatchRun.objects.create(
+                    canonical_url=canonical,
+                    submitted_url=url.strip()[:2048],
+                    startup=Startup.objects.filter(canonical_url=canonical).first(),
+                    status=MatchRunStatus.QUEUED,
+                    max_attempts=settings.RUNS_MAX_ATTEMPTS,
+                )
+                QueueHistory.objects.create(
+                    queue=runs_queue.label, item_id=run.pk, to_status=MatchRunStatus.QUEUED, event="submit"
+                )
+                if runs_queue.wake is not None:
+                    runs_queue.wake()
+            run.refresh_from_db()
+            return Submission(run=run, created=True)
+        except IntegrityError:
+            # Another request created the active run between our read and our insert.
+            continue
+    raise Conflict("The run for this URL is changing state; try again.", code="busy")
+
+
+# -- processing -----------------------------------------------------------------------
+def startup_upsert_from_page(*, canonical_url: str, page: PageProfile) -> Startup:
+    startup, _ = Startup.objects.update_or_create(
+        canonical_url=canonical_url,
+        defaults={
+            "name": page.name[:200] or canonical_url[:200],
+            "description": page.description,
+            "sectors": page.sectors,
+            "source": Startup.Source.FETCHED,
+            "updated_at": Now(),
+        },
+    )
+    return startup
+
+
+def _startup_resolve(*, run: MatchRun, lease: Lease) -> Startup:
+    startup = run.startup or Startup.objects.filter(canonical_url=run.canonical_url).first()
+    if startup is not None:
+        return startup
+    # Fetching happens outside any transaction: the lease is a row state, not a lock.
+    page = page_fetch(url=run.canonical_url)
+    runs_queue.extend(lease=lease, ttl=settings.RUNS_LEASE_TTL_SECONDS)
+    return startup_upsert_from_page(canonical_url=run.canonical_url, page=page)
+
+
+def match_run_process(*, lease: Lease) -> str:
+    """Score one claimed run and store its matches; returns the run's new status."""
+    run = MatchRun.objects.select_related("startup").get(pk=lease.id)
+    MatchRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=Now())
+    try:
+        startup = _startup_resolve(run=run, lease=lease)
+        profile = StartupProfile(
+            sector_mask=sector_mask(startup.sectors),
+            stage=startup.stage,
+            raise_amount=startup.raise_amount,
+            country=startup.country,
+        )
+        ranked = matches_rank(corpus=corpus_cache.get(), startup=profile, k=settings.RUNS_TOP_K)
+    except FetchError as exc:
+        return runs_queue.fail(lease=lease, error=exc.message, retryable=getattr(exc, "retryable", True))
+    except Exception as exc:
+        logger.exception("match run %s failed", run.run_id)
+        return runs_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}")
+
+    def store() -> None:
+        StartupInvestorMatch.objects.bulk_create(
+            [
+                StartupInvestorMatch(
+                    run_id=run.pk,
+                    startup_id=startup.pk,
+                    investor_id=m.investor_id,
+                    score=m.score,
+                    rank=m.rank,
+                    reasons=m.reasons,
+                )
+                for m in ranked
+            ]
+        )
+        created_at, finished_at = MatchRun.objects.filter(pk=run.pk).values_list("created_at", "finished_at").get()
+        MatchRun.objects.filter(pk=run.pk).update(
+            duration_ms=max(int((finished_at - created_at).total_seconds() * 1000), 0)
+        )
+
+    runs_queue.ack(
+        lease=lease,
+        fields={"match_count": len(ranked), "startup_id": startup.pk, "last_error": ""},
+        on_ack=store,
+    )
+    return MatchRunStatus.READY
+
+
+def match_runs_process_batch(*, limit: int | None = None, owner: str | None = None) -> int:
+    """Claim a batch of runs and process each; returns how many were claimed."""
+    leases = runs_queue.claim(
+        owner=owner or worker_id(),
+        limit=limit or settings.RUNS_CLAIM_BATCH,
+        ttl=settings.RUNS_LEASE_TTL_SECONDS,
+    )
+    for lease in leases:
+        try:
+            match_run_process(lease=lease)
+        except LeaseLost:
+            logger.warning("run #%s: lease lost, result dropped", lease.id)
+    return len(leases)
+
+
+# -- retention ------------------------------------------------------------------------
+def match_runs_archive(*, older_than_days: int | None = None, batch_size: int = 500) -> int:
+    """Move finished runs older than the cut-off, with their matches and history, into
+    ``MatchRunArchive``. Each batch is one transaction: a run is deleted only in the
+    transaction that wrote its archive row."""
+    days = settings.RUNS_ARCHIVE_AFTER_DAYS if older_than_days is None else older_than_days
+    moved = 0
+    while True:
+        with transaction.atomic():
+            runs = list(
+                MatchRun.objects.select_for_update(skip_locked=True)
+                .filter(
+                    status__in=[MatchRunStatus.READY, MatchRunStatus.ERROR],
+                    created_at__lt=Now() - timedelta(days=days),
+                )
+                .order_by("id")[:batch_size]
+            )
+            if not runs:
+                return moved
+            ids = [run.pk for run in runs]
+            matches: dict[int, list[dict[str, Any]]] = {}
+            for m in (
+                StartupInvestorMatch.objects.filter(run_id__in=ids)
+                .order_by("run_id", "rank")
+                .values("run_id", "investor_id", "score", "rank", "reasons")
+            ):
+                matches.setdefault(m.pop("run_id"), []).append(m)
+            history: dict[int, list[dict[str, Any]]] = {}
+            for h in (
+                QueueHistory.objects.filter(queue=runs_queue.label, item_id__in=ids)
+                .order_by("id")
+                .values("item_id", "event", "from_status", "to_status", "lease_owner", "attempt", "error", "created_at")
+            ):
+                item = h.pop("item_id")
+                h["created_at"] = h["created_at"].isoformat()
+                history.setdefault(item, []).append(h)
+            MatchRunArchive.objects.bulk_create(
+                [
+                    MatchRunArchive(
+                        run_id=run.run_id,
+                        canonical_url=run.canonical_url,
+                        status=run.status,
+                        created_at=run.created_at,
+                        finished_at=run.finished_at,
+                        payload={
+                            "submitted_url": run.submitted_url,
+                            "startup_id": run.startup_id,
+                            "match_count": run.match_count,
+                            "attempts": run.attempts,
+                            "rescues": run.rescues,
+                            "last_error": run.last_error,
+                            "duration_ms": run.duration_ms,
+                            "started_at": run.started_at.isoformat() if run.started_at else None,
+                            "matches": matches.get(run.pk, []),
+                            "history": history.get(run.pk, []),
+                        },
+                    )
+                    for run in runs
+                ]
+            )
+            QueueHistory.objects.filter(queue=runs_queue.label, item_id__in=ids).delete()
+            StartupInvestorMatch.objects.filter(run_id__in=ids).delete()
+            MatchRun.objects.filter(pk__in=ids).delete()
+            moved += len(ids)
