@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 class ApplicationError(Exception):
     code = "application_error"
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status: int = status.HTTP_400_BAD_REQUEST
     default_message = "The request could not be completed."
 
     def __init__(

@@ -84,7 +84,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "matchplatform.sqlite3",
+            "NAME": str(VAR_DIR / "matchplatform.sqlite3"),
             "OPTIONS": {
                 # IMMEDIATE makes every write transaction take the write lock at BEGIN, so
                 # lease-queue claims serialize instead of failing with "database is locked".

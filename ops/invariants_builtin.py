@@ -23,8 +23,8 @@ def expired_leases_unreleased() -> list[str]:
     grace = Now() - timedelta(seconds=3 * settings.OPS_SWEEP_SECONDS)
     rows: list[str] = []
     for queue in queues_all():
-        for item_id in queue.model.objects.filter(status=PROCESSING, lease_expires_at__lt=grace).values_list(
-            "id", flat=True
+        for item_id in queue.model._default_manager.filter(status=PROCESSING, lease_expires_at__lt=grace).values_list(
+            "pk", flat=True
         )[:20]:
             rows.append(f"{queue.label}#{item_id}")
     return rows
@@ -43,7 +43,8 @@ def oldest_queued_seconds() -> float | None:
 
     oldest = None
     for queue in queues_all():
-        value = queue.model.objects.filter(status=QUEUED, available_at__lte=Now()).aggregate(m=Min("available_at"))["m"]
+        waiting = queue.model._default_manager.filter(status=QUEUED, available_at__lte=Now())
+        value = waiting.aggregate(m=Min("available_at"))["m"]
         if value is not None and (oldest is None or value < oldest):
             oldest = value
     if oldest is None:

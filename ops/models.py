@@ -20,6 +20,7 @@ class LeaseQueueModel(models.Model):
     ``ops.queue.LeaseQueue`` for themselves. ``status`` choices are the subclass's.
     """
 
+    id = models.BigAutoField(primary_key=True)
     status = models.CharField(max_length=20, default=QueueStatus.QUEUED)
     priority = models.SmallIntegerField(default=100)
     attempts = models.PositiveIntegerField(default=0, help_text="Times the row was claimed.")

@@ -104,7 +104,7 @@ class LeaseQueue:
     def _lost(self, *, lease: Lease, event: str) -> LeaseLost:
         """Count a result that arrived after its lease was lost, and say so in history."""
         worker_counters().add(leases_lost=1)
-        current = self.model.objects.filter(pk=lease.id).values_list("status", flat=True).first() or ""
+        current = self.model._default_manager.filter(pk=lease.id).values_list("status", flat=True).first() or ""
         self._history(
             [
                 {
@@ -158,7 +158,7 @@ class LeaseQueue:
             )
             SELECT id, lease_token, attempts FROM claimed ORDER BY priority, id
         """  # noqa: S608 - table names come from model meta, values are parameters
-        params = {
+        params: dict[str, Any] = {
             "queued": QUEUED,
             "processing": PROCESSING,
             "limit": limit,
@@ -177,14 +177,14 @@ class LeaseQueue:
         leases: list[Lease] = []
         with transaction.atomic():
             picked = list(
-                self.model.objects.filter(status=QUEUED, available_at__lte=Now())
+                self.model._default_manager.filter(status=QUEUED, available_at__lte=Now())
                 .order_by("priority", "id")
                 .values_list("id", "attempts")[:limit]
             )
             expires = Now() + timedelta(seconds=ttl)
             for item_id, attempts in picked:
                 token = uuid.uuid4()
-                self.model.objects.filter(pk=item_id, status=QUEUED).update(
+                self.model._default_manager.filter(pk=item_id, status=QUEUED).update(
                     status=PROCESSING,
                     attempts=attempts + 1,
                     lease_token=token,
@@ -208,8 +208,8 @@ class LeaseQueue:
         return leases
 
     # -- finish ----------------------------------------------------------------------
-    def _held(self, lease: Lease) -> models.QuerySet[LeaseQueueModel]:
-        return self.model.objects.filter(pk=lease.id, lease_token=lease.token, status=PROCESSING)
+    def _held(self, lease: Lease) -> models.QuerySet[Any]:
+        return self.model._default_manager.filter(pk=lease.id, lease_token=lease.token, status=PROCESSING)
 
     def ack(
         self,
@@ -429,7 +429,7 @@ class LeaseQueue:
                     rows = cursor.fetchall()
             else:
                 expired = list(
-                    self.model.objects.filter(status=PROCESSING, lease_expires_at__lt=Now())
+                    self.model._default_manager.filter(status=PROCESSING, lease_expires_at__lt=Now())
                     .order_by("id")
                     .values_list("id", "lease_owner", "lease_token", "attempts", "rescues", "last_error")[:limit]
                 )
@@ -437,7 +437,7 @@ class LeaseQueue:
                 for item_id, owner, token, attempts, rescues, last_error in expired:
                     status = self.dead_status if rescues + 1 > max_rescues else QUEUED
                     finished = self._finished() if status != QUEUED else {}
-                    self.model.objects.filter(pk=item_id, status=PROCESSING, lease_token=token).update(
+                    self.model._default_manager.filter(pk=item_id, status=PROCESSING, lease_token=token).update(
                         **finished,
                         status=status,
                         rescues=rescues + 1,
@@ -476,11 +476,11 @@ class LeaseQueue:
         """Give dead rows a fresh start (an operator's action from the dead-letter page)."""
         with transaction.atomic():
             ids = list(
-                self.model.objects.select_for_update()
+                self.model._default_manager.select_for_update()
                 .filter(pk__in=list(item_ids), status=self.dead_status)
                 .values_list("id", flat=True)
             )
-            self.model.objects.filter(pk__in=ids).update(
+            self.model._default_manager.filter(pk__in=ids).update(
                 status=QUEUED, attempts=0, rescues=0, available_at=Now(), lease_expires_at=None, updated_at=Now()
             )
             DeadLetter.objects.filter(queue=self.label, item_id__in=ids, requeued_at__isnull=True).update(
@@ -499,7 +499,7 @@ class LeaseQueue:
         the whole table, and they are archived anyway."""
         statuses = (QUEUED, PROCESSING, self.dead_status)
         counts = dict(
-            self.model.objects.filter(status__in=statuses)
+            self.model._default_manager.filter(status__in=statuses)
             .values_list("status")
             .annotate(n=models.Count("id"))
             .values_list("status", "n")

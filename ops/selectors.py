@@ -71,7 +71,7 @@ def broker_ping() -> dict[str, Any]:
     transport = url.split("://", 1)[0]
     try:
         with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=settings.OPS_HEALTH_BROKER_TIMEOUT_SECONDS)
+            conn.ensure_connection(max_retries=1, timeout=int(max(settings.OPS_HEALTH_BROKER_TIMEOUT_SECONDS, 1)))
         return {"ok": True, "transport": transport}
     except Exception as exc:
         return {"ok": False, "transport": transport, "error": f"{type(exc).__name__}: {exc}"[:300]}

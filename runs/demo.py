@@ -43,7 +43,7 @@ def _investor_rows(*, count: int, seed: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def investors_seed(*, count: int, seed: int = 42, progress: Callable[[int], None] | None = None) -> int:
+def investors_seed(*, count: int, seed: int = 42, progress: Callable[[int], object] | None = None) -> int:
     """Insert ``count`` investors. On PostgreSQL rows stream in through COPY; elsewhere
     through batched bulk inserts. The corpus version moves once, at the end."""
     batch = 20_000

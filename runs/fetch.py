@@ -195,6 +195,7 @@ def _url_vet(*, url: str, allowed: tuple[IPNetwork, ...], refusal: str) -> UrlPa
 
 def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> list[_Address]:
     port = parts.port_effective
+    resolved: list[tuple[socket.AddressFamily, tuple[Any, ...]]]
     if parts.address is not None:
         ip: IPAddress = parts.address
         if isinstance(ip, ipaddress.IPv4Address):
@@ -212,8 +213,8 @@ def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> li
     addresses: list[_Address] = []
     for family, sockaddr in resolved:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        # One bad answer refuses the whole host: a resolver may rotate answers, and trying
-        # only the public ones would still let an attacker steer us inward later.
+        # One internal answer refuses the whole host rather than filtering it out: a public
+        # name pointing inside is misconfigured or hostile, and either way not a startup page.
         if not _address_allowed(address=ip, allowed=allowed):
             raise FetchError(f"refusing to fetch {parts}: host resolves to a non-public address {ip}")
         if all(existing.sockaddr != sockaddr for existing in addresses):
@@ -241,9 +242,7 @@ def _socket_open(*, addresses: list[_Address], deadline: _Deadline) -> socket.so
     raise last_error or OSError("no address to connect to")
 
 
-def _response_get(
-    *, parts: UrlParts, allowed: tuple[IPNetwork, ...], deadline: _Deadline, max_bytes: int
-) -> _Response:
+def _response_get(*, parts: UrlParts, allowed: tuple[IPNetwork, ...], deadline: _Deadline, max_bytes: int) -> _Response:
     addresses = _addresses_resolve(parts=parts, allowed=allowed)
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection: _PinnedHTTPConnection | None = None
@@ -319,6 +318,10 @@ def _response_read(
         if size > max_bytes:
             raise FetchError(f"page at {parts} is larger than {max_bytes} bytes")
         chunks.append(chunk)
+    if response.length:
+        # read1 reports a connection closed before Content-Length bytes as a plain end of
+        # body; a truncated page must not pass for a whole one.
+        raise http.client.IncompleteRead(b"".join(chunks), response.length)
     body = _body_inflate(
         body=b"".join(chunks),
         encoding=(response.getheader("Content-Encoding") or "").strip().lower(),
@@ -460,9 +463,7 @@ def _profile_extract(*, html: str, host: str, final_url: str) -> PageProfile:
     title = parser.title or ""
     site_host = host[4:] if host.startswith("www.") else host
     name = parser.meta.get("og:site_name") or _title_name(title=title, host=site_host) or site_host
-    description = (
-        parser.meta.get("description") or parser.meta.get("og:description") or parser.paragraph or ""
-    )
+    description = parser.meta.get("description") or parser.meta.get("og:description") or parser.paragraph or ""
     name = _text_truncate(text=name, limit=NAME_MAX_LENGTH)
     description = _text_truncate(text=description, limit=DESCRIPTION_MAX_LENGTH)
     return PageProfile(

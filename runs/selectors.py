@@ -34,11 +34,11 @@ def match_runs_available_count() -> int:
 
 
 def match_run_timeline(*, run: MatchRun) -> list[dict[str, Any]]:
-    return list(
-        queue_history_for(queue=runs_queue.label, item_id=run.pk).values(
-            "created_at", "event", "from_status", "to_status", "lease_owner", "lease_token", "attempt", "error"
-        )
-    )
+    fields = ("created_at", "event", "from_status", "to_status", "lease_owner", "lease_token", "attempt", "error")
+    return [
+        {name: getattr(row, name) for name in fields}
+        for row in queue_history_for(queue=runs_queue.label, item_id=run.pk)
+    ]
 
 
 _HOURLY_SQL = {

@@ -176,6 +176,7 @@ def match_run_process(*, lease: Lease) -> str:
             ]
         )
         created_at, finished_at = MatchRun.objects.filter(pk=run.pk).values_list("created_at", "finished_at").get()
+        assert finished_at is not None  # stamped by the ack this runs inside
         MatchRun.objects.filter(pk=run.pk).update(
             duration_ms=max(int((finished_at - created_at).total_seconds() * 1000), 0)
         )
@@ -224,21 +225,27 @@ def match_runs_archive(*, older_than_days: int | None = None, batch_size: int = 
                 return moved
             ids = [run.pk for run in runs]
             matches: dict[int, list[dict[str, Any]]] = {}
-            for m in (
+            for run_pk, investor_id, score, rank, reasons in (
                 StartupInvestorMatch.objects.filter(run_id__in=ids)
                 .order_by("run_id", "rank")
-                .values("run_id", "investor_id", "score", "rank", "reasons")
+                .values_list("run_id", "investor_id", "score", "rank", "reasons")
             ):
-                matches.setdefault(m.pop("run_id"), []).append(m)
+                matches.setdefault(run_pk, []).append(
+                    {"investor_id": investor_id, "score": score, "rank": rank, "reasons": reasons}
+                )
             history: dict[int, list[dict[str, Any]]] = {}
-            for h in (
-                QueueHistory.objects.filter(queue=runs_queue.label, item_id__in=ids)
-                .order_by("id")
-                .values("item_id", "event", "from_status", "to_status", "lease_owner", "attempt", "error", "created_at")
-            ):
-                item = h.pop("item_id")
-                h["created_at"] = h["created_at"].isoformat()
-                history.setdefault(item, []).append(h)
+            for h in QueueHistory.objects.filter(queue=runs_queue.label, item_id__in=ids).order_by("id"):
+                history.setdefault(h.item_id, []).append(
+                    {
+                        "event": h.event,
+                        "from_status": h.from_status,
+                        "to_status": h.to_status,
+                        "lease_owner": h.lease_owner,
+                        "attempt": h.attempt,
+                        "error": h.error,
+                        "created_at": h.created_at.isoformat(),
+                    }
+                )
             MatchRunArchive.objects.bulk_create(
                 [
                     MatchRunArchive(

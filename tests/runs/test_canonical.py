@@ -15,7 +15,10 @@ from runs.canonical import ip_is_public, url_canonicalize, url_parse
         ("HTTPS://WWW.Acme.IO:443/pricing/?utm_source=x&b=2&a=1#top", "https://acme.io/pricing?a=1&b=2"),
         ("https://acme.io/pricing?b=2&a=1&gclid=9", "https://acme.io/pricing?a=1&b=2"),
         ("https://www.acme.io./pricing?a=1&fbclid=abc&b=2", "https://acme.io/pricing?a=1&b=2"),
-        ("  https://acme.io/pricing/?UTM_Campaign=spring&a=1&b=2&ref=ph  ", "https://acme.io/pricing?a=1&b=2"),
+        (
+            "  https://acme.io/pricing/?UTM_Campaign=spring&a=1&b=2&ref=ph  ",
+            "https://acme.io/pricing?a=1&b=2",
+        ),
         ("https://ACME.io:443/pricing?a=1&b=2#section", "https://acme.io/pricing?a=1&b=2"),
         ("https://acme.io/pricing?&a=1&&b=2&Ref=x", "https://acme.io/pricing?a=1&b=2"),
         ("https://acme.io/pricing//?b=2&utm_medium=email&utm_term=&a=1", "https://acme.io/pricing?a=1&b=2"),
@@ -84,9 +87,7 @@ def test_parsing_for_the_fetcher_keeps_www_trailing_slash_and_every_parameter() 
 
 def test_an_allow_listed_network_lets_its_ip_literals_through() -> None:
     loopback = ipaddress.ip_network("127.0.0.0/8")
-    assert url_canonicalize(url="http://127.0.0.1:8000/", allowed_networks=[loopback]) == (
-        "http://127.0.0.1:8000"
-    )
+    assert url_canonicalize(url="http://127.0.0.1:8000/", allowed_networks=[loopback]) == ("http://127.0.0.1:8000")
     with pytest.raises(InvalidInput):
         url_canonicalize(url="http://10.0.0.1/", allowed_networks=[loopback])
     with pytest.raises(InvalidInput):
