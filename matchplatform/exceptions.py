@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
@@ -99,6 +100,13 @@ def _flatten_drf_detail(detail: Any) -> tuple[str, dict[str, Any]]:
     return str(detail), {}
 
 
+def _first_code(codes: Any) -> str:
+    """DRF nests error codes like its messages; the first one names the error."""
+    while isinstance(codes, (dict, list)) and codes:
+        codes = next(iter(codes.values())) if isinstance(codes, dict) else codes[0]
+    return codes if isinstance(codes, str) and codes else "invalid"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(
@@ -116,6 +124,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             error_body(code="invalid", message=message, fields=fields),
             status=status.HTTP_400_BAD_REQUEST,
         )
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(code="too_large", message="The request body is too large."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, SuspiciousOperation):
+        return Response(
+            error_body(code="bad_request", message="The request was malformed."), status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -130,8 +147,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     assert isinstance(exc, drf_exceptions.APIException)
-    codes = exc.get_codes()
-    code = codes if isinstance(codes, str) else "invalid"
+    code = _first_code(exc.get_codes())
     message, fields = _flatten_drf_detail(exc.detail)
     if isinstance(exc, drf_exceptions.ParseError):
         code = "malformed"

@@ -65,13 +65,16 @@ def database_ping() -> dict[str, Any]:
 
 
 def broker_ping() -> dict[str, Any]:
-    from matchplatform.celery import app
+    from kombu import Connection
 
     url = str(settings.CELERY_BROKER_URL)
     transport = url.split("://", 1)[0]
+    timeout = settings.OPS_HEALTH_BROKER_TIMEOUT_SECONDS
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=int(max(settings.OPS_HEALTH_BROKER_TIMEOUT_SECONDS, 1)))
+        with Connection(
+            url, connect_timeout=timeout, transport_options=dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+        ) as conn:
+            conn.ensure_connection(max_retries=1, timeout=int(max(timeout, 1)))
         return {"ok": True, "transport": transport}
     except Exception as exc:
         return {"ok": False, "transport": transport, "error": f"{type(exc).__name__}: {exc}"[:300]}

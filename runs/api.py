@@ -41,7 +41,7 @@ class SubmitThrottle(SimpleRateThrottle):
 
 class SubmitInputSerializer(serializers.Serializer):
     # JSONField keeps the raw value: the service reports a non-string url itself.
-    url = serializers.JSONField(help_text="The startup's website, http or https.")
+    url = serializers.JSONField(allow_null=True, help_text="The startup's website, http or https.")
 
 
 class SubmitOutputSerializer(serializers.Serializer):

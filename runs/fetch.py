@@ -67,6 +67,11 @@ class FetchError(ApplicationError):
     code = "fetch_failed"
     default_message = "The page could not be fetched."
 
+    def __init__(self, message: str | None = None, *, retryable: bool = True) -> None:
+        # A refused host, a 404 or a PDF will not change on retry; a timeout might.
+        super().__init__(message)
+        self.retryable = retryable
+
 
 def page_fetch(*, url: str) -> PageProfile:
     """Fetch ``url`` (following redirects) and read a profile from the HTML, or raise FetchError.
@@ -86,7 +91,7 @@ def page_fetch(*, url: str) -> PageProfile:
         if response.location is None:
             break
         if redirects >= max_redirects:
-            raise FetchError(f"too many redirects fetching {url}: gave up after {max_redirects}")
+            raise FetchError(f"too many redirects fetching {url}: gave up after {max_redirects}", retryable=False)
         redirects += 1
         target = urljoin(str(parts), response.location)
         parts = _url_vet(
@@ -190,7 +195,7 @@ def _url_vet(*, url: str, allowed: tuple[IPNetwork, ...], refusal: str) -> UrlPa
     try:
         return url_parse(url=url, allowed_networks=allowed)
     except InvalidInput as exc:
-        raise FetchError(f"{refusal}: {exc.message}") from exc
+        raise FetchError(f"{refusal}: {exc.message}", retryable=False) from exc
 
 
 def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> list[_Address]:
@@ -216,7 +221,7 @@ def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> li
         # One internal answer refuses the whole host rather than filtering it out: a public
         # name pointing inside is misconfigured or hostile, and either way not a startup page.
         if not _address_allowed(address=ip, allowed=allowed):
-            raise FetchError(f"refusing to fetch {parts}: host resolves to a non-public address {ip}")
+            raise FetchError(f"refusing to fetch {parts}: host resolves to a non-public address {ip}", retryable=False)
         if all(existing.sockaddr != sockaddr for existing in addresses):
             addresses.append(_Address(family=socket.AddressFamily(family), sockaddr=tuple(sockaddr), ip=ip))
     if not addresses:
@@ -294,18 +299,20 @@ def _response_read(
     if response.status in _REDIRECT_STATUSES and location:
         return _Response(location=location.strip())
     if not 200 <= response.status < 300:
-        raise FetchError(f"HTTP {response.status} from {parts}")
+        raise FetchError(
+            f"HTTP {response.status} from {parts}", retryable=response.status >= 500 or response.status in (408, 429)
+        )
 
     # A missing Content-Type is let through (parsing bytes as HTML is harmless); a declared
     # non-HTML one is refused before a byte of the body is read.
     if response.getheader("Content-Type") is not None:
         content_type = response.headers.get_content_type()
         if content_type not in _HTML_TYPES:
-            raise FetchError(f"{parts} is not an HTML page (content type {content_type})")
+            raise FetchError(f"{parts} is not an HTML page (content type {content_type})", retryable=False)
 
     declared = (response.getheader("Content-Length") or "").strip()
     if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"page at {parts} is larger than {max_bytes} bytes")
+        raise FetchError(f"page at {parts} is larger than {max_bytes} bytes", retryable=False)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -316,7 +323,7 @@ def _response_read(
         size += len(chunk)
         # Stop at the first byte past the cap: a hostile server may never end its body.
         if size > max_bytes:
-            raise FetchError(f"page at {parts} is larger than {max_bytes} bytes")
+            raise FetchError(f"page at {parts} is larger than {max_bytes} bytes", retryable=False)
         chunks.append(chunk)
     if response.length:
         # read1 reports a connection closed before Content-Length bytes as a plain end of
@@ -335,7 +342,7 @@ def _body_inflate(*, body: bytes, encoding: str, parts: UrlParts, max_bytes: int
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise FetchError(f"{parts} sent an unsupported content encoding {encoding}")
+        raise FetchError(f"{parts} sent an unsupported content encoding {encoding}", retryable=False)
     # We asked for identity, but some servers compress anyway; the cap applies to the
     # inflated size too, so a small compressed bomb cannot blow up memory.
     inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)
@@ -344,7 +351,7 @@ def _body_inflate(*, body: bytes, encoding: str, parts: UrlParts, max_bytes: int
     except zlib.error as exc:
         raise FetchError(f"{parts} sent a corrupt {encoding} body") from exc
     if len(inflated) > max_bytes:
-        raise FetchError(f"page at {parts} is larger than {max_bytes} bytes")
+        raise FetchError(f"page at {parts} is larger than {max_bytes} bytes", retryable=False)
     return inflated
 
 

@@ -156,7 +156,7 @@ def match_run_process(*, lease: Lease) -> str:
         )
         ranked = matches_rank(corpus=corpus_cache.get(), startup=profile, k=settings.RUNS_TOP_K)
     except FetchError as exc:
-        return runs_queue.fail(lease=lease, error=exc.message, retryable=getattr(exc, "retryable", True))
+        return runs_queue.fail(lease=lease, error=exc.message, retryable=exc.retryable)
     except Exception as exc:
         logger.exception("match run %s failed", run.run_id)
         return runs_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}")

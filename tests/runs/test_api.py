@@ -1,0 +1,190 @@
+"""The runs REST API: submission, status, matches, staff views, and every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import override_settings
+
+from ops.models import QueueHistory
+from runs.models import MatchRun, MatchRunStatus
+from runs.services import match_runs_process_batch
+from tests.factories import InvestorFactory, StartupFactory
+
+pytestmark = pytest.mark.django_db
+
+SUBMIT = "/api/match/run"
+
+
+def post(client, body, content_type="application/json"):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(SUBMIT, data=data, content_type=content_type)
+
+
+def assert_error_shape(response, status, code=None):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "fields"}
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+def test_submitting_a_url_creates_a_queued_run(api_client):
+    response = post(api_client, {"url": "https://www.Acme.example/?utm_source=news"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["created"] is True
+    assert body["status"] == "queued"
+    assert body["canonical_url"] == "https://acme.example"
+    run = MatchRun.objects.get(run_id=body["run_id"])
+    assert run.submitted_url == "https://www.Acme.example/?utm_source=news"
+    assert QueueHistory.objects.filter(item_id=run.pk, event="submit").exists()
+
+
+def test_submitting_another_spelling_while_a_run_is_active_returns_that_run(api_client):
+    first = post(api_client, {"url": "https://acme.example"}).json()
+    again = post(api_client, {"url": "HTTPS://ACME.EXAMPLE:443/#pricing"})
+    assert again.status_code == 200
+    assert again.json() == {**first, "created": False}
+    assert MatchRun.objects.count() == 1
+
+
+def test_a_new_run_can_start_once_the_previous_one_finished(api_client):
+    StartupFactory(canonical_url="https://acme.example")
+    InvestorFactory.create_batch(3)
+    first = post(api_client, {"url": "https://acme.example"}).json()
+    match_runs_process_batch()
+    second = post(api_client, {"url": "https://acme.example"})
+    assert second.status_code == 202
+    assert second.json()["run_id"] != first["run_id"]
+
+
+def test_a_processed_run_reports_its_status_and_ranked_matches(api_client):
+    StartupFactory(canonical_url="https://acme.example", sectors=["ai"], stage="seed", country="US")
+    InvestorFactory(name="Perfect", sectors=["ai"], stages=["seed"], countries=["US"], activity=0.9)
+    InvestorFactory(name="Poor", sectors=["biotech"], stages=["growth"], countries=["JP"], activity=0.1)
+    run_id = post(api_client, {"url": "https://acme.example"}).json()["run_id"]
+
+    assert api_client.get(f"{SUBMIT}/{run_id}").json()["status"] == "queued"
+    assert_error_shape(api_client.get(f"{SUBMIT}/{run_id}/matches"), 409, "run_not_ready")
+    match_runs_process_batch()
+
+    status = api_client.get(f"{SUBMIT}/{run_id}").json()
+    assert status["status"] == "ready"
+    assert status["match_count"] == 2
+    assert status["attempts"] == 1
+    assert status["duration_ms"] is not None and status["duration_ms"] >= 0
+    assert status["error"] is None
+    matches = api_client.get(f"{SUBMIT}/{run_id}/matches").json()["matches"]
+    assert [m["investor"]["name"] for m in matches] == ["Perfect", "Poor"]
+    assert [m["rank"] for m in matches] == [1, 2]
+    assert matches[0]["score"] > matches[1]["score"]
+    assert any("ai" in reason for reason in matches[0]["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [
+        ("{not json", "application/json", "malformed"),
+        ("url=https://acme.example", "application/x-www-form-urlencoded", "malformed"),
+        ("", "application/json", "required"),
+        ("[]", "application/json", "invalid"),
+        ('"https://acme.example"', "application/json", "invalid"),
+        ("{}", "application/json", "required"),
+        ('{"url": null}', "application/json", "invalid_type"),
+        ('{"url": 42}', "application/json", "invalid_type"),
+        ('{"url": ["https://acme.example"]}', "application/json", "invalid_type"),
+        ('{"url": ""}', "application/json", "required"),
+        ('{"url": "ftp://acme.example/file"}', "application/json", "invalid_scheme"),
+        ('{"url": "javascript:alert(1)"}', "application/json", "invalid_scheme"),
+        ('{"url": "acme.example"}', "application/json", "invalid_scheme"),
+        ('{"url": "https://"}', "application/json", "missing_host"),
+        ('{"url": "https://user:secret@acme.example/"}', "application/json", "credentials_not_allowed"),
+        ('{"url": "http://127.0.0.1/admin"}', "application/json", "forbidden_host"),
+        ('{"url": "http://10.1.2.3/"}', "application/json", "forbidden_host"),
+        ('{"url": "http://192.168.0.1/"}', "application/json", "forbidden_host"),
+        ('{"url": "http://169.254.169.254/latest/meta-data"}', "application/json", "forbidden_host"),
+        ('{"url": "http://224.0.0.1/"}', "application/json", "forbidden_host"),
+        ('{"url": "http://240.0.0.1/"}', "application/json", "forbidden_host"),
+        ('{"url": "http://[::1]/"}', "application/json", "forbidden_host"),
+        ('{"url": "http://[fe80::1]/"}', "application/json", "forbidden_host"),
+        ('{"url": "http://2130706433/"}', "application/json", "forbidden_host"),
+        ('{"url": "http://localhost:8000/"}', "application/json", "forbidden_host"),
+    ],
+)
+def test_bad_input_gets_a_400_in_the_error_shape_and_creates_nothing(api_client, body, content_type, code):
+    response = api_client.post(SUBMIT, data=body, content_type=content_type)
+    assert_error_shape(response, 400, code)
+    assert MatchRun.objects.count() == 0
+
+
+def test_a_url_over_2048_characters_is_refused(api_client):
+    url = "https://acme.example/" + "a" * 2030
+    assert len(url) > 2048
+    error = assert_error_shape(post(api_client, {"url": url}), 400, "too_long")
+    assert error["fields"] == {"url": [error["message"]]}
+
+
+def test_a_huge_body_is_a_clear_413_not_a_500(api_client):
+    response = post(api_client, {"url": "https://acme.example", "pad": "x" * 3_000_000})
+    assert_error_shape(response, 413, "too_large")
+
+
+def test_an_unknown_or_malformed_run_id_is_a_404(api_client):
+    assert_error_shape(api_client.get(f"{SUBMIT}/00000000-0000-0000-0000-000000000000"), 404, "run_not_found")
+    assert_error_shape(api_client.get(f"{SUBMIT}/not-a-uuid"), 404, "run_not_found")
+    assert_error_shape(api_client.get(f"{SUBMIT}/not-a-uuid/matches"), 404, "run_not_found")
+
+
+def test_submissions_are_throttled_per_client(api_client, settings):
+    settings.RUNS_SUBMIT_RATE = "3/min"
+    codes = [post(api_client, {"url": f"https://t{i}.example"}).status_code for i in range(5)]
+    assert codes[:3] == [202, 202, 202]
+    assert codes[3:] == [429, 429]
+    assert_error_shape(post(api_client, {"url": "https://t9.example"}), 429, "throttled")
+
+
+def test_the_debug_timeline_is_for_staff_only(api_client, staff_client):
+    StartupFactory(canonical_url="https://acme.example")
+    InvestorFactory()
+    run_id = post(api_client, {"url": "https://acme.example"}).json()["run_id"]
+    match_runs_process_batch()
+
+    assert api_client.get(f"{SUBMIT}/{run_id}/debug").status_code == 403
+    body = staff_client.get(f"{SUBMIT}/{run_id}/debug").json()
+    assert [step["event"] for step in body["timeline"]] == ["submit", "claim", "ack"]
+    assert body["attempts"] == 1
+    assert body["rescues"] == 0
+    assert body["lease"]["owner"]
+    assert body["durations"]["total_ms"] is not None
+
+
+def test_the_hourly_health_is_for_staff_only_and_counts_outcomes(api_client, staff_client):
+    StartupFactory(canonical_url="https://ok.example")
+    InvestorFactory()
+    post(api_client, {"url": "https://ok.example"})
+    match_runs_process_batch()
+    with override_settings(RUNS_MAX_ATTEMPTS=1, RUNS_FETCH_TIMEOUT_SECONDS=1):
+        post(api_client, {"url": "https://unknown-startup.invalid"})
+        match_runs_process_batch()
+
+    assert api_client.get("/api/match/health/hourly").status_code == 403
+    (hour,) = staff_client.get("/api/match/health/hourly").json()["hours"]
+    assert hour["total"] == 2
+    assert hour["successes"] == 1
+    assert hour["errors"] == 1
+    assert hour["error_rate"] == 0.5
+    assert hour["avg_matches"] == 1.0
+    assert hour["p95_duration_ms"] is not None
+    assert MatchRun.objects.get(canonical_url="https://unknown-startup.invalid").status == MatchRunStatus.ERROR
+
+
+def test_the_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/match/run" in schema.content
+    assert client.get("/api/docs/").status_code == 200

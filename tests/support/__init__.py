@@ -1,0 +1,1 @@
+"""Helpers shared by tests that do the damage for real (worker processes, servers)."""
