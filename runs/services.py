@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -191,13 +192,15 @@ def match_run_process(*, lease: Lease) -> str:
 
 def match_runs_process_batch(*, limit: int | None = None, owner: str | None = None) -> int:
     """Claim a batch of runs and process each; returns how many were claimed."""
-    leases = runs_queue.claim(
-        owner=owner or worker_id(),
-        limit=limit or settings.RUNS_CLAIM_BATCH,
-        ttl=settings.RUNS_LEASE_TTL_SECONDS,
-    )
+    ttl = settings.RUNS_LEASE_TTL_SECONDS
+    leases = runs_queue.claim(owner=owner or worker_id(), limit=limit or settings.RUNS_CLAIM_BATCH, ttl=ttl)
+    claimed_at = time.monotonic()
     for lease in leases:
         try:
+            # Runs wait their turn in the batch; renew a waiting lease before it could
+            # expire under us (a slow fetch ahead of it can take most of a TTL).
+            if time.monotonic() - claimed_at > ttl / 3:
+                runs_queue.extend(lease=lease, ttl=ttl)
             match_run_process(lease=lease)
         except LeaseLost:
             logger.warning("run #%s: lease lost, result dropped", lease.id)

@@ -158,3 +158,28 @@ def test_a_worker_that_lost_its_lease_mid_run_stores_nothing(monkeypatch):
     assert StartupInvestorMatch.objects.filter(run=run).count() == 0
     events = list(QueueHistory.objects.filter(item_id=run.pk).order_by("id").values_list("event", flat=True))
     assert events == ["submit", "claim", "rescue", "claim", "lease_lost"]
+
+
+def test_runs_waiting_in_a_batch_get_their_leases_renewed(settings, monkeypatch):
+    settings.RUNS_LEASE_TTL_SECONDS = 3
+    StartupFactory(canonical_url="https://a.example")
+    StartupFactory(canonical_url="https://b.example")
+    InvestorFactory()
+    first = match_run_submit(url="https://a.example").run
+    second = match_run_submit(url="https://b.example").run
+    real_process = services.match_run_process
+    expiries = {}
+
+    def slow_process(*, lease):
+        expiries[lease.id] = MatchRun.objects.get(pk=lease.id).lease_expires_at
+        if lease.id == first.pk:
+            import time
+
+            time.sleep(1.2)  # longer than a third of the TTL
+        return real_process(lease=lease)
+
+    monkeypatch.setattr(services, "match_run_process", slow_process)
+    assert match_runs_process_batch(limit=2) == 2
+
+    assert expiries[second.pk] > expiries[first.pk]  # renewed before its turn
+    assert set(MatchRun.objects.values_list("status", flat=True)) == {MatchRunStatus.READY}
