@@ -98,6 +98,19 @@ class LeaseQueue:
         allowed_from = {self.dead_status if s == "dead" else s for s in EVENTS[event][0]}
         return from_status in allowed_from
 
+    @staticmethod
+    def _lease_event(lease: Lease, *, event: str, from_status: str, to_status: str, **extra: Any) -> dict[str, Any]:
+        """A history row for a transition made under ``lease``."""
+        return {
+            "item_id": lease.id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "event": event,
+            "lease_token": lease.token,
+            "attempt": lease.attempt,
+            **extra,
+        }
+
     def _history(self, rows: Iterable[dict[str, Any]]) -> None:
         QueueHistory.objects.bulk_create([QueueHistory(queue=self.label, **row) for row in rows])
 
@@ -107,15 +120,13 @@ class LeaseQueue:
         current = self.model._default_manager.filter(pk=lease.id).values_list("status", flat=True).first() or ""
         self._history(
             [
-                {
-                    "item_id": lease.id,
-                    "from_status": current,
-                    "to_status": current,
-                    "event": "lease_lost",
-                    "lease_token": lease.token,
-                    "attempt": lease.attempt,
-                    "error": f"{event} refused: fencing token no longer holds the lease",
-                }
+                self._lease_event(
+                    lease,
+                    event="lease_lost",
+                    from_status=current,
+                    to_status=current,
+                    error=f"{event} refused: fencing token no longer holds the lease",
+                )
             ]
         )
         return LeaseLost(f"{self.label}#{lease.id}: {event} refused, the lease was lost")
@@ -194,15 +205,7 @@ class LeaseQueue:
                 )
                 leases.append(Lease(id=item_id, token=token, attempt=attempts + 1))
             self._history(
-                {
-                    "item_id": lease.id,
-                    "from_status": QUEUED,
-                    "to_status": PROCESSING,
-                    "event": "claim",
-                    "lease_owner": owner,
-                    "lease_token": lease.token,
-                    "attempt": lease.attempt,
-                }
+                self._lease_event(lease, event="claim", from_status=QUEUED, to_status=PROCESSING, lease_owner=owner)
                 for lease in leases
             )
         return leases
@@ -226,18 +229,7 @@ class LeaseQueue:
                 status=done, lease_expires_at=None, updated_at=Now(), **self._finished(), **(fields or {})
             )
             if updated:
-                self._history(
-                    [
-                        {
-                            "item_id": lease.id,
-                            "from_status": PROCESSING,
-                            "to_status": done,
-                            "event": "ack",
-                            "lease_token": lease.token,
-                            "attempt": lease.attempt,
-                        }
-                    ]
-                )
+                self._history([self._lease_event(lease, event="ack", from_status=PROCESSING, to_status=done)])
                 if on_ack is not None:
                     on_ack()
         if not updated:
@@ -277,25 +269,18 @@ class LeaseQueue:
                 cursor.execute(sql, params)
                 acked = [row[0] for row in cursor.fetchall()]
         else:
-            acked = []
             with transaction.atomic():
-                for lease in leases:
+                held = [
+                    lease
+                    for lease in leases
                     if self._held(lease).update(
                         status=done, lease_expires_at=None, updated_at=Now(), **self._finished()
-                    ):
-                        acked.append(lease.id)
+                    )
+                ]
                 self._history(
-                    {
-                        "item_id": lease.id,
-                        "from_status": PROCESSING,
-                        "to_status": done,
-                        "event": "ack",
-                        "lease_token": lease.token,
-                        "attempt": lease.attempt,
-                    }
-                    for lease in leases
-                    if lease.id in set(acked)
+                    self._lease_event(lease, event="ack", from_status=PROCESSING, to_status=done) for lease in held
                 )
+            acked = [lease.id for lease in held]
         lost = len(leases) - len(acked)
         worker_counters().add(processed=len(acked), leases_lost=lost)
         return acked
@@ -340,17 +325,7 @@ class LeaseQueue:
                         **self._finished(),
                     )
                 self._history(
-                    [
-                        {
-                            "item_id": lease.id,
-                            "from_status": PROCESSING,
-                            "to_status": new_status,
-                            "event": event,
-                            "lease_token": lease.token,
-                            "attempt": lease.attempt,
-                            "error": error,
-                        }
-                    ]
+                    [self._lease_event(lease, event=event, from_status=PROCESSING, to_status=new_status, error=error)]
                 )
                 if event == "dead":
                     self._dead_letter(
