@@ -1,0 +1,59 @@
+"""Every admin page operators use renders, with data in it."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from ops.models import DeadLetter
+from ops.services import heartbeat_beat, invariants_check_and_store
+from runs.models import MatchRun, MatchRunStatus
+from runs.queue import runs_queue
+from runs.services import match_run_submit, match_runs_process_batch
+from tests.factories import InvestorFactory, MatchRunFactory, StartupFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def data():
+    StartupFactory(canonical_url="https://acme.example")
+    InvestorFactory.create_batch(3)
+    match_run_submit(url="https://acme.example")
+    match_runs_process_batch()
+    dead = MatchRunFactory(max_attempts=1)
+    (lease,) = runs_queue.claim(owner="w", limit=1, ttl=30)
+    runs_queue.fail(lease=lease, error="boom")
+    heartbeat_beat(queues=["celery"])
+    invariants_check_and_store()
+    return dead
+
+
+def test_every_registered_admin_changelist_and_change_page_renders(operator, data):
+    for model, model_admin in admin.site._registry.items():
+        info = (model._meta.app_label, model._meta.model_name)
+        changelist = operator.get(reverse("admin:{}_{}_changelist".format(*info)))
+        assert changelist.status_code == 200, info
+        obj = model_admin.get_queryset(changelist.wsgi_request).first()
+        if obj is not None:
+            assert operator.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk])).status_code == 200, info
+
+
+def test_operators_requeue_dead_letters_from_the_admin(operator, data):
+    letter = DeadLetter.objects.get(item_id=data.pk)
+    response = operator.post(
+        reverse("admin:ops_deadletter_changelist"),
+        {"action": "requeue", "_selected_action": [letter.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Requeued 1 row(s)." in response.content.decode()
+    assert MatchRun.objects.get(pk=data.pk).status == MatchRunStatus.QUEUED
