@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -177,7 +178,8 @@ class LeaseQueue:
             "ttl": float(ttl),
             "label": self.label,
         }
-        with transaction.atomic(), connection.cursor() as cursor:
+        # One statement under autocommit is atomic: no BEGIN/COMMIT round trips needed.
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         return [Lease(id=row[0], token=row[1], attempt=row[2]) for row in rows]
@@ -221,69 +223,89 @@ class LeaseQueue:
         fields: dict[str, Any] | None = None,
         on_ack: Callable[[], None] | None = None,
     ) -> None:
-        """Mark the row done. ``on_ack`` writes the result in the same transaction, after the
-        conditional update has locked the row, so a lost lease never stores a result."""
-        done = self.status_for("ack")
-        with transaction.atomic():
-            updated = self._held(lease).update(
-                status=done, lease_expires_at=None, updated_at=Now(), **self._finished(), **(fields or {})
-            )
-            if updated:
-                self._history([self._lease_event(lease, event="ack", from_status=PROCESSING, to_status=done)])
-                if on_ack is not None:
-                    on_ack()
-        if not updated:
-            raise self._lost(lease=lease, event="ack")
-        worker_counters().add(processed=1)
+        """Mark one row done; ``on_ack`` writes its result in the same transaction. Raises
+        ``LeaseLost`` (and writes nothing) when the lease no longer holds."""
+        acked = self.ack_many(
+            leases=[lease],
+            fields={lease.id: fields} if fields else None,
+            on_ack=(lambda held: on_ack()) if on_ack is not None else None,
+        )
+        if not acked:
+            raise LeaseLost(f"{self.label}#{lease.id}: ack refused, the lease was lost")
 
-    def ack_many(self, *, leases: Sequence[Lease]) -> list[int]:
-        """Ack a batch in one transaction; returns the ids acked (lost leases are counted)."""
+    def ack_many(
+        self,
+        *,
+        leases: Sequence[Lease],
+        fields: Mapping[int, dict[str, Any]] | None = None,
+        on_ack: Callable[[list[Lease]], None] | None = None,
+    ) -> list[int]:
+        """Mark a batch done in one transaction, so one durable commit serves the batch.
+
+        The conditional updates run first and lock the rows, then ``on_ack`` writes the
+        results of the leases that still held; ``fields`` sets per-row columns. Leases lost
+        in the meantime are recorded in history and counted, and their results never
+        written. Returns the ids acked."""
         if not leases:
             return []
         done = self.status_for("ack")
-        if connection.vendor == "postgresql":
-            history = QueueHistory._meta.db_table
-            values = ", ".join(["(%s::bigint, %s::uuid)"] * len(leases))
-            finish_set = f", {self.finished_field} = statement_timestamp()" if self.finished_field else ""
-            sql = f"""
-                WITH acked AS (
-                    UPDATE {self.table} AS q
-                    SET status = %s, lease_expires_at = NULL, updated_at = statement_timestamp(){finish_set}
-                    FROM (VALUES {values}) AS v(id, token)
-                    WHERE q.id = v.id AND q.lease_token = v.token AND q.status = %s
-                    RETURNING q.id, q.lease_token, q.attempts
-                ), hist AS (
-                    INSERT INTO {history}
-                        (queue, item_id, from_status, to_status, event, lease_owner, lease_token,
-                         attempt, error, created_at)
-                    SELECT %s, id, %s, %s, 'ack', '', lease_token, attempts, '', statement_timestamp()
-                    FROM acked
-                )
-                SELECT id FROM acked
-            """  # noqa: S608
-            params: list[Any] = [done]
-            for lease in leases:
-                params += [lease.id, lease.token]
-            params += [PROCESSING, self.label, PROCESSING, done]
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                acked = [row[0] for row in cursor.fetchall()]
-        else:
-            with transaction.atomic():
+        one_statement = connection.vendor == "postgresql" and not fields
+        # A lone statement is atomic by itself; skip BEGIN/COMMIT round trips when it can.
+        with transaction.atomic() if (on_ack is not None or not one_statement) else nullcontext():
+            if one_statement:
+                acked_ids = set(self._ack_many_postgresql(leases=leases, done=done))
+                held = [lease for lease in leases if lease.id in acked_ids]
+            else:
                 held = [
                     lease
                     for lease in leases
                     if self._held(lease).update(
-                        status=done, lease_expires_at=None, updated_at=Now(), **self._finished()
+                        status=done,
+                        lease_expires_at=None,
+                        updated_at=Now(),
+                        **self._finished(),
+                        **((fields or {}).get(lease.id) or {}),
                     )
                 ]
                 self._history(
                     self._lease_event(lease, event="ack", from_status=PROCESSING, to_status=done) for lease in held
                 )
-            acked = [lease.id for lease in held]
-        lost = len(leases) - len(acked)
-        worker_counters().add(processed=len(acked), leases_lost=lost)
-        return acked
+            if on_ack is not None and held:
+                on_ack(held)
+        held_ids = {lease.id for lease in held}
+        for lease in leases:
+            if lease.id not in held_ids:
+                self._lost(lease=lease, event="ack")
+        worker_counters().add(processed=len(held))
+        return [lease.id for lease in held]
+
+    def _ack_many_postgresql(self, *, leases: Sequence[Lease], done: str) -> list[int]:
+        history = QueueHistory._meta.db_table
+        values = ", ".join(["(%s::bigint, %s::uuid)"] * len(leases))
+        finish_set = f", {self.finished_field} = statement_timestamp()" if self.finished_field else ""
+        sql = f"""
+            WITH acked AS (
+                UPDATE {self.table} AS q
+                SET status = %s, lease_expires_at = NULL, updated_at = statement_timestamp(){finish_set}
+                FROM (VALUES {values}) AS v(id, token)
+                WHERE q.id = v.id AND q.lease_token = v.token AND q.status = %s
+                RETURNING q.id, q.lease_token, q.attempts
+            ), hist AS (
+                INSERT INTO {history}
+                    (queue, item_id, from_status, to_status, event, lease_owner, lease_token,
+                     attempt, error, created_at)
+                SELECT %s, id, %s, %s, 'ack', '', lease_token, attempts, '', statement_timestamp()
+                FROM acked
+            )
+            SELECT id FROM acked
+        """  # noqa: S608
+        params: list[Any] = [done]
+        for lease in leases:
+            params += [lease.id, lease.token]
+        params += [PROCESSING, self.label, PROCESSING, done]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [row[0] for row in cursor.fetchall()]
 
     def extend(self, *, lease: Lease, ttl: float) -> None:
         updated = self._held(lease).update(lease_expires_at=Now() + timedelta(seconds=ttl), updated_at=Now())

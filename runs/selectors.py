@@ -43,7 +43,8 @@ def match_run_timeline(*, run: MatchRun) -> list[dict[str, Any]]:
 
 _HOURLY_SQL = {
     "postgresql": "date_trunc('hour', created_at)",
-    "sqlite": "strftime('%Y-%m-%d %H:00:00', created_at)",
+    # "%%" because the statement goes through the driver's parameter formatting.
+    "sqlite": "strftime('%%Y-%%m-%%d %%H:00:00', created_at)",
 }
 
 
@@ -56,7 +57,7 @@ def match_runs_hourly(*, hours: int = 24) -> list[dict[str, Any]]:
     since_sql = (
         "statement_timestamp() - make_interval(hours => %s)"
         if connection.vendor == "postgresql"
-        else "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || %s || ' hours')"
+        else "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || %s || ' hours')"
     )
     sql = f"""
         WITH r AS (

@@ -13,11 +13,12 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import Conflict, LeaseLost
+from ops.db import MillisecondsSince
 from ops.models import QueueHistory
 from ops.queue import Lease
 from ops.worker import worker_id
 from runs.canonical import url_canonicalize
-from runs.engine import StartupProfile, corpus_cache, matches_rank
+from runs.engine import ScoredInvestor, StartupProfile, corpus_cache, matches_rank
 from runs.fetch import FetchError, PageProfile, page_fetch
 from runs.models import (
     ACTIVE_RUN_STATUSES,
@@ -143,8 +144,16 @@ def _startup_resolve(*, run: MatchRun, lease: Lease) -> Startup:
     return startup_upsert_from_page(canonical_url=run.canonical_url, page=page)
 
 
-def match_run_process(*, lease: Lease) -> str:
-    """Score one claimed run and store its matches; returns the run's new status."""
+@dataclass(frozen=True)
+class ScoredRun:
+    lease: Lease
+    startup: Startup
+    ranked: list[ScoredInvestor]
+
+
+def match_run_score(*, lease: Lease) -> ScoredRun | None:
+    """Resolve the run's startup (fetching its page if unknown) and rank the corpus for it.
+    A failure is recorded on the run (retry or error) and gives None."""
     run = MatchRun.objects.select_related("startup").get(pk=lease.id)
     MatchRun.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=Now())
     try:
@@ -157,53 +166,82 @@ def match_run_process(*, lease: Lease) -> str:
         )
         ranked = matches_rank(corpus=corpus_cache.get(), startup=profile, k=settings.RUNS_TOP_K)
     except FetchError as exc:
-        return runs_queue.fail(lease=lease, error=exc.message, retryable=exc.retryable)
+        runs_queue.fail(lease=lease, error=exc.message, retryable=exc.retryable)
+        return None
+    except LeaseLost:
+        raise
     except Exception as exc:
         logger.exception("match run %s failed", run.run_id)
-        return runs_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}")
+        runs_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}")
+        return None
+    return ScoredRun(lease=lease, startup=startup, ranked=ranked)
 
-    def store() -> None:
+
+def match_runs_store(*, scored: list[ScoredRun]) -> list[int]:
+    """Ack scored runs and store their matches in one transaction (one durable commit for
+    the batch). Runs whose lease was lost meanwhile are left out, their matches unwritten."""
+    by_id = {item.lease.id: item for item in scored}
+
+    def store(held: list[Lease]) -> None:
         StartupInvestorMatch.objects.bulk_create(
             [
                 StartupInvestorMatch(
-                    run_id=run.pk,
-                    startup_id=startup.pk,
+                    run_id=lease.id,
+                    startup_id=by_id[lease.id].startup.pk,
                     investor_id=m.investor_id,
                     score=m.score,
                     rank=m.rank,
                     reasons=m.reasons,
                 )
-                for m in ranked
+                for lease in held
+                for m in by_id[lease.id].ranked
             ]
         )
-        created_at, finished_at = MatchRun.objects.filter(pk=run.pk).values_list("created_at", "finished_at").get()
-        assert finished_at is not None  # stamped by the ack this runs inside
-        MatchRun.objects.filter(pk=run.pk).update(
-            duration_ms=max(int((finished_at - created_at).total_seconds() * 1000), 0)
-        )
 
-    runs_queue.ack(
-        lease=lease,
-        fields={"match_count": len(ranked), "startup_id": startup.pk, "last_error": ""},
+    return runs_queue.ack_many(
+        leases=[item.lease for item in scored],
+        fields={
+            item.lease.id: {
+                "match_count": len(item.ranked),
+                "startup_id": item.startup.pk,
+                "last_error": "",
+                "duration_ms": MillisecondsSince("created_at"),
+            }
+            for item in scored
+        },
         on_ack=store,
     )
-    return MatchRunStatus.READY
+
+
+def match_run_process(*, lease: Lease) -> str:
+    """Score one claimed run and store its matches; returns the run's new status."""
+    scored = match_run_score(lease=lease)
+    if scored is not None and not match_runs_store(scored=[scored]):
+        raise LeaseLost(f"run #{lease.id}: the lease was lost before its result was stored")
+    return MatchRun.objects.filter(pk=lease.id).values_list("status", flat=True).get()
 
 
 def match_runs_process_batch(*, limit: int | None = None, owner: str | None = None) -> int:
-    """Claim a batch of runs and process each; returns how many were claimed."""
+    """Claim a batch of runs, score each, then store them all in one transaction; returns
+    how many were claimed."""
     ttl = settings.RUNS_LEASE_TTL_SECONDS
     leases = runs_queue.claim(owner=owner or worker_id(), limit=limit or settings.RUNS_CLAIM_BATCH, ttl=ttl)
     claimed_at = time.monotonic()
+    scored: list[ScoredRun] = []
     for lease in leases:
         try:
             # Runs wait their turn in the batch; renew a waiting lease before it could
             # expire under us (a slow fetch ahead of it can take most of a TTL).
             if time.monotonic() - claimed_at > ttl / 3:
                 runs_queue.extend(lease=lease, ttl=ttl)
-            match_run_process(lease=lease)
+            item = match_run_score(lease=lease)
         except LeaseLost:
             logger.warning("run #%s: lease lost, result dropped", lease.id)
+            continue
+        if item is not None:
+            scored.append(item)
+    if scored:
+        match_runs_store(scored=scored)
     return len(leases)
 
 

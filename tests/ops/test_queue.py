@@ -338,3 +338,25 @@ def test_release_expired_run_by_two_processes_at_once_rescues_each_row_exactly_o
     assert set(MatchRun.objects.values_list("rescues", flat=True)) == {1}
     assert set(MatchRun.objects.values_list("status", flat=True)) == {MatchRunStatus.QUEUED}
     assert QueueHistory.objects.filter(event="rescue").count() == 600
+
+
+def test_ack_many_sets_per_row_fields_writes_results_only_for_held_leases_and_records_lost_ones():
+    kept, stolen = MatchRunFactory(), MatchRunFactory()
+    leases = runs_queue.claim(owner="w", limit=2, ttl=30)
+    expire(stolen.pk)
+    runs_queue.release_expired()
+    runs_queue.claim(owner="thief", limit=1, ttl=30)
+    written: list[list[int]] = []
+
+    acked = runs_queue.ack_many(
+        leases=leases,
+        fields={lease.id: {"match_count": lease.id} for lease in leases},
+        on_ack=lambda held: written.append([lease.id for lease in held]),
+    )
+
+    assert acked == [kept.pk]
+    assert written == [[kept.pk]]
+    assert MatchRun.objects.get(pk=kept.pk).match_count == kept.pk
+    stolen.refresh_from_db()
+    assert (stolen.status, stolen.lease_owner, stolen.match_count) == (MatchRunStatus.PROCESSING, "thief", 0)
+    assert events(stolen.pk)[-1] == "lease_lost"

@@ -167,18 +167,18 @@ def test_runs_waiting_in_a_batch_get_their_leases_renewed(settings, monkeypatch)
     InvestorFactory()
     first = match_run_submit(url="https://a.example").run
     second = match_run_submit(url="https://b.example").run
-    real_process = services.match_run_process
+    real_score = services.match_run_score
     expiries = {}
 
-    def slow_process(*, lease):
+    def slow_score(*, lease):
         expiries[lease.id] = MatchRun.objects.get(pk=lease.id).lease_expires_at
         if lease.id == first.pk:
             import time
 
             time.sleep(1.2)  # longer than a third of the TTL
-        return real_process(lease=lease)
+        return real_score(lease=lease)
 
-    monkeypatch.setattr(services, "match_run_process", slow_process)
+    monkeypatch.setattr(services, "match_run_score", slow_score)
     assert match_runs_process_batch(limit=2) == 2
 
     assert expiries[second.pk] > expiries[first.pk]  # renewed before its turn

@@ -1,0 +1,32 @@
+"""Small database expressions the apps share, each computed by the database's own clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Func, IntegerField
+
+
+class MillisecondsSince(Func):
+    """Whole milliseconds from a timestamp column to the database's now."""
+
+    output_field = IntegerField()
+
+    def __init__(self, expression: Any, **extra: Any) -> None:
+        super().__init__(expression, **extra)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(EXTRACT(EPOCH FROM (STATEMENT_TIMESTAMP() - %(expressions)s)) * 1000)::integer",
+            **extra,
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(ROUND((julianday('now') - julianday(%(expressions)s)) * 86400000) AS INTEGER)",
+            **extra,
+        )
