@@ -151,7 +151,7 @@ SPECTACULAR_SETTINGS = {
 # --- Celery ----------------------------------------------------------------------------
 # With no broker configured, a filesystem transport needs no server: web, worker and beat
 # on one machine exchange messages through files under var/broker.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     _broker_dir.mkdir(parents=True, exist_ok=True)
