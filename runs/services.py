@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import Conflict, LeaseLost
@@ -246,20 +246,26 @@ def match_runs_process_batch(*, limit: int | None = None, owner: str | None = No
 
 
 # -- retention ------------------------------------------------------------------------
-def match_runs_archive(*, older_than_days: int | None = None, batch_size: int = 500) -> int:
+def match_runs_archivable(*, older_than_days: int | None = None) -> QuerySet[MatchRun]:
+    days = settings.RUNS_ARCHIVE_AFTER_DAYS if older_than_days is None else older_than_days
+    return MatchRun.objects.filter(
+        status__in=[MatchRunStatus.READY, MatchRunStatus.ERROR],
+        created_at__lt=Now() - timedelta(days=days),
+    )
+
+
+def match_runs_archive(
+    *, older_than_days: int | None = None, batch_size: int = 500, progress: Callable[[int], object] | None = None
+) -> int:
     """Move finished runs older than the cut-off, with their matches and history, into
     ``MatchRunArchive``. Each batch is one transaction: a run is deleted only in the
     transaction that wrote its archive row."""
-    days = settings.RUNS_ARCHIVE_AFTER_DAYS if older_than_days is None else older_than_days
     moved = 0
     while True:
         with transaction.atomic():
             runs = list(
-                MatchRun.objects.select_for_update(skip_locked=True)
-                .filter(
-                    status__in=[MatchRunStatus.READY, MatchRunStatus.ERROR],
-                    created_at__lt=Now() - timedelta(days=days),
-                )
+                match_runs_archivable(older_than_days=older_than_days)
+                .select_for_update(skip_locked=True)
                 .order_by("id")[:batch_size]
             )
             if not runs:
@@ -315,3 +321,5 @@ def match_runs_archive(*, older_than_days: int | None = None, batch_size: int = 
             StartupInvestorMatch.objects.filter(run_id__in=ids).delete()
             MatchRun.objects.filter(pk__in=ids).delete()
             moved += len(ids)
+        if progress is not None:
+            progress(len(ids))
