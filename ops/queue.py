@@ -21,6 +21,7 @@ from django.db import connection, models, transaction
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import LeaseLost
+from ops.db import MillisecondsSince
 from ops.models import DeadLetter, LeaseQueueModel, QueueHistory, QueueStatus
 from ops.worker import worker_counters
 
@@ -71,6 +72,7 @@ class LeaseQueue:
         max_rescues: int | Callable[[], int] = 3,
         wake: Callable[[], None] | None = None,
         finished_field: str | None = None,
+        duration_field: str | None = None,
     ) -> None:
         self.model = model
         self.label = model._meta.label_lower
@@ -81,9 +83,16 @@ class LeaseQueue:
         self.wake = wake
         # A timestamp column stamped with the DB clock when a row reaches done or dead.
         self.finished_field = finished_field
+        # An integer column given the milliseconds from created_at to done (DB clock).
+        self.duration_field = duration_field
 
     def _finished(self) -> dict[str, Any]:
-        return {self.finished_field: Now()} if self.finished_field else {}
+        stamps: dict[str, Any] = {}
+        if self.finished_field:
+            stamps[self.finished_field] = Now()
+        if self.duration_field:
+            stamps[self.duration_field] = MillisecondsSince("created_at")
+        return stamps
 
     # -- helpers ---------------------------------------------------------------------
     @property
@@ -249,11 +258,16 @@ class LeaseQueue:
         if not leases:
             return []
         done = self.status_for("ack")
-        one_statement = connection.vendor == "postgresql" and not fields
+        columns = sorted({name for row in (fields or {}).values() for name in row})
+        one_statement = connection.vendor == "postgresql" and all(
+            set((fields or {}).get(lease.id) or ()) == set(columns) for lease in leases
+        )
         # A lone statement is atomic by itself; skip BEGIN/COMMIT round trips when it can.
         with transaction.atomic() if (on_ack is not None or not one_statement) else nullcontext():
             if one_statement:
-                acked_ids = set(self._ack_many_postgresql(leases=leases, done=done))
+                acked_ids = set(
+                    self._ack_many_postgresql(leases=leases, done=done, columns=columns, fields=fields or {})
+                )
                 held = [lease for lease in leases if lease.id in acked_ids]
             else:
                 held = [
@@ -279,15 +293,30 @@ class LeaseQueue:
         worker_counters().add(processed=len(held))
         return [lease.id for lease in held]
 
-    def _ack_many_postgresql(self, *, leases: Sequence[Lease], done: str) -> list[int]:
+    def _ack_many_postgresql(
+        self, *, leases: Sequence[Lease], done: str, columns: list[str], fields: Mapping[int, dict[str, Any]]
+    ) -> list[int]:
+        """One statement: per-row values travel in a VALUES list, history is written by a CTE."""
         history = QueueHistory._meta.db_table
-        values = ", ".join(["(%s::bigint, %s::uuid)"] * len(leases))
-        finish_set = f", {self.finished_field} = statement_timestamp()" if self.finished_field else ""
+        model_fields: list[models.Field[Any, Any]] = []
+        for name in columns:
+            field = self.model._meta.get_field(name)
+            assert isinstance(field, models.Field), f"{name} is not a column of {self.label}"
+            model_fields.append(field)
+        casts = "".join(f", %s::{field.db_type(connection)}" for field in model_fields)
+        values = ", ".join([f"(%s::bigint, %s::uuid{casts})"] * len(leases))
+        names = "".join(f", c{i}" for i in range(len(columns)))
+        sets = "".join(f", {field.column} = v.c{i}" for i, field in enumerate(model_fields))
+        if self.finished_field:
+            sets += f", {self.finished_field} = statement_timestamp()"
+        if self.duration_field:
+            since = "EXTRACT(EPOCH FROM (statement_timestamp() - q.created_at)) * 1000"
+            sets += f", {self.duration_field} = ({since})::integer"
         sql = f"""
             WITH acked AS (
                 UPDATE {self.table} AS q
-                SET status = %s, lease_expires_at = NULL, updated_at = statement_timestamp(){finish_set}
-                FROM (VALUES {values}) AS v(id, token)
+                SET status = %s, lease_expires_at = NULL, updated_at = statement_timestamp(){sets}
+                FROM (VALUES {values}) AS v(id, token{names})
                 WHERE q.id = v.id AND q.lease_token = v.token AND q.status = %s
                 RETURNING q.id, q.lease_token, q.attempts
             ), hist AS (
@@ -301,7 +330,12 @@ class LeaseQueue:
         """  # noqa: S608
         params: list[Any] = [done]
         for lease in leases:
+            row = fields.get(lease.id) or {}
             params += [lease.id, lease.token]
+            params += [
+                field.get_db_prep_value(row[name], connection)
+                for name, field in zip(columns, model_fields, strict=True)
+            ]
         params += [PROCESSING, self.label, PROCESSING, done]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

@@ -23,5 +23,6 @@ runs_queue = queue_register(
         max_rescues=lambda: settings.RUNS_MAX_RESCUES,
         wake=_wake,
         finished_field="finished_at",
+        duration_field="duration_ms",
     )
 )

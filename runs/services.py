@@ -13,7 +13,6 @@ from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import Conflict, LeaseLost
-from ops.db import MillisecondsSince
 from ops.models import QueueHistory
 from ops.queue import Lease
 from ops.worker import worker_id
@@ -205,7 +204,6 @@ def match_runs_store(*, scored: list[ScoredRun]) -> list[int]:
                 "match_count": len(item.ranked),
                 "startup_id": item.startup.pk,
                 "last_error": "",
-                "duration_ms": MillisecondsSince("created_at"),
             }
             for item in scored
         },

@@ -7,7 +7,6 @@ import random
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from ops.worker import worker_counters
 from runs.models import MatchRun, MatchRunStatus
 from runs.queue import runs_queue
 from tests.factories import MatchRunFactory
+from tests.support.barrier import CHILD_CODE, release_when_ready
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -288,14 +288,14 @@ def _database_url() -> str:
     return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-RELEASE_SCRIPT = """
+RELEASE_SCRIPT = (
+    CHILD_CODE
+    + """
 import os, sys, time, json
 import django
 django.setup()
 from runs.queue import runs_queue
-start = float(sys.argv[1])
-while time.time() < start:
-    time.sleep(0.001)
+start_line(sys.argv[1], sys.argv[2])
 requeued = []
 while True:
     result = runs_queue.release_expired(limit=50)
@@ -304,9 +304,10 @@ while True:
     requeued += result.requeued
 print(json.dumps(requeued))
 """
+)
 
 
-def test_release_expired_run_by_two_processes_at_once_rescues_each_row_exactly_once():
+def test_release_expired_run_by_two_processes_at_once_rescues_each_row_exactly_once(tmp_path):
     MatchRun.objects.bulk_create(
         [MatchRun(canonical_url=f"https://r{i}.example", submitted_url="x", max_attempts=3) for i in range(600)]
     )
@@ -315,18 +316,18 @@ def test_release_expired_run_by_two_processes_at_once_rescues_each_row_exactly_o
         claimed += batch
     MatchRun.objects.update(lease_expires_at=Now() - timedelta(seconds=5))
     env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "matchplatform.settings"}
-    start = time.time() + 2.0
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RELEASE_SCRIPT, str(start)],
+            [sys.executable, "-c", RELEASE_SCRIPT, str(tmp_path), f"p{n}"],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for n in range(2)
     ]
+    release_when_ready(folder=tmp_path, count=2)
     outputs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
     import json

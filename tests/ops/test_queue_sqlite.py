@@ -7,8 +7,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.support.barrier import CHILD_CODE, release_when_ready
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,20 +24,22 @@ MatchRun.objects.bulk_create(
 )
 """
 
-CLAIMER = """
+CLAIMER = (
+    CHILD_CODE
+    + """
 import json, sys, time
 import django
 django.setup()
 from runs.queue import runs_queue
-start = float(sys.argv[1])
-while time.time() < start:
-    time.sleep(0.001)
+start_line(sys.argv[1], sys.argv[2])
 mine = []
 while batch := runs_queue.claim(owner=sys.argv[2], limit=5, ttl=30):
     mine += [lease.id for lease in batch]
+    time.sleep(0.002)  # the work between claim and ack
     runs_queue.ack_many(leases=batch)
 print(json.dumps(mine))
 """
+)
 
 
 def test_three_processes_claiming_from_sqlite_share_the_rows_without_overlap(tmp_path):
@@ -44,10 +47,11 @@ def test_three_processes_claiming_from_sqlite_share_the_rows_without_overlap(tmp
     env.update(MATCHPLATFORM_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="matchplatform.settings")
     subprocess.run([sys.executable, "-c", SETUP], cwd=REPO, env=env, check=True, timeout=120)
 
-    start = time.time() + 2.0
+    line = tmp_path / "start"
+    line.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, str(start), f"w{n}"],
+            [sys.executable, "-c", CLAIMER, str(line), f"w{n}"],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -56,6 +60,7 @@ def test_three_processes_claiming_from_sqlite_share_the_rows_without_overlap(tmp
         )
         for n in range(3)
     ]
+    release_when_ready(folder=line, count=3)
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
     claimed = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
