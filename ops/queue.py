@@ -83,7 +83,7 @@ class LeaseQueue:
         self.wake = wake
         # A timestamp column stamped with the DB clock when a row reaches done or dead.
         self.finished_field = finished_field
-        # An integer column given the milliseconds from created_at to done (DB clock).
+        # An integer column given the milliseconds from created_at to done or dead (DB clock).
         self.duration_field = duration_field
 
     def _finished(self) -> dict[str, Any]:

@@ -361,3 +361,29 @@ def test_ack_many_sets_per_row_fields_writes_results_only_for_held_leases_and_re
     stolen.refresh_from_db()
     assert (stolen.status, stolen.lease_owner, stolen.match_count) == (MatchRunStatus.PROCESSING, "thief", 0)
     assert events(stolen.pk)[-1] == "lease_lost"
+
+
+def test_every_recorded_transition_is_one_the_state_machine_allows(settings):
+    settings.RUNS_MAX_RESCUES = 1
+    settings.OPS_BACKOFF_BASE_SECONDS = 0
+    a, b, c = MatchRunFactory(max_attempts=2), MatchRunFactory(max_attempts=1), MatchRunFactory()
+    for lease in runs_queue.claim(owner="w", limit=3, ttl=30):
+        if lease.id == a.pk:
+            runs_queue.fail(lease=lease, error="x")  # retry
+        elif lease.id == b.pk:
+            runs_queue.fail(lease=lease, error="y")  # dead
+        else:
+            expire(c.pk)
+    runs_queue.release_expired()  # rescue c
+    for lease in runs_queue.claim(owner="w", limit=3, ttl=30):
+        runs_queue.ack(lease=lease)
+    dead = DeadLetter.objects.get(item_id=b.pk)
+    dead_letters_requeue(dead_letter_ids=[dead.pk])
+
+    rows = QueueHistory.objects.filter(queue=runs_queue.label).values_list("event", "from_status", "to_status")
+    seen = set()
+    for event, from_status, to_status in rows:
+        assert runs_queue.transition_allowed(from_status=from_status, event=event), (event, from_status)
+        assert to_status == runs_queue.status_for(event), (event, to_status)
+        seen.add(event)
+    assert seen == {"claim", "retry", "dead", "rescue", "ack", "requeue"}
