@@ -286,6 +286,10 @@ class LeaseQueue:
                 )
             if on_ack is not None and held:
                 on_ack(held)
+                if self.finished_field or self.duration_field:
+                    # Stamp the finish after the results are written, so a row's duration
+                    # covers its whole ack, not just the first statement of it.
+                    self.model._default_manager.filter(pk__in=[lease.id for lease in held]).update(**self._finished())
         held_ids = {lease.id for lease in held}
         for lease in leases:
             if lease.id not in held_ids:

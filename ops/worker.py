@@ -32,27 +32,27 @@ class WorkerCounters:
 
 
 _state: dict[str, object] = {}
+# The heartbeat thread and the first task may both ask at once; one id per process.
+_lock = threading.Lock()
 
 
 def _reset() -> None:
+    global _lock
     _state.clear()
+    _lock = threading.Lock()  # a lock held by another thread at fork time stays held in the child
 
 
 os.register_at_fork(after_in_child=_reset)
 
 
 def worker_id() -> str:
-    value = _state.get("id")
-    if value is None:
-        value = f"w-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        _state["id"] = value
+    with _lock:
+        value = _state.setdefault("id", f"w-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     return str(value)
 
 
 def worker_counters() -> WorkerCounters:
-    counters = _state.get("counters")
-    if counters is None:
-        counters = WorkerCounters()
-        _state["counters"] = counters
+    with _lock:
+        counters = _state.setdefault("counters", WorkerCounters())
     assert isinstance(counters, WorkerCounters)
     return counters

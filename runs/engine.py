@@ -7,14 +7,18 @@ version check, a few array operations and a top-K selection, never a reload.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import connection
 
 from runs.vocab import COUNTRIES, SECTORS, STAGES
+
+logger = logging.getLogger(__name__)
 
 # Weights of the score's parts; they add up to 1 so a score reads as a fraction.
 W_SECTOR = 0.45
@@ -63,34 +67,63 @@ def corpus_version_read() -> int:
     return int(row[0]) if row else 0
 
 
+_COLUMNS = ("id", "sector_mask", "stage_mask", "country_mask", "check_min", "check_max", "activity")
+
+
+def _columns_postgresql() -> list[np.ndarray] | None:
+    """The corpus as one binary blob per column: no Python object per investor, and no
+    server-side sort (the id order is restored with one argsort)."""
+    import psycopg
+
+    parts = [f"string_agg(int8send({name}), ''::bytea)" for name in _COLUMNS[:-1]]
+    parts.append("string_agg(float8send(activity), ''::bytea)")
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw is not None
+    # Django's cursors bind parameters client-side and cannot ask for binary results.
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)} FROM runs_investor", binary=True)  # noqa: S608
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    columns = [np.frombuffer(blob, dtype=">i8").astype(np.int64) for blob in row[:-1]]
+    columns.append(np.frombuffer(row[-1], dtype=">f8").astype(np.float64))
+    order = np.argsort(columns[0], kind="stable")
+    return [column[order] for column in columns]
+
+
+def _columns_generic() -> list[np.ndarray] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs_investor ORDER BY id")  # noqa: S608
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    ints = np.array([row[:-1] for row in rows], dtype=np.int64)
+    activity = np.fromiter((row[-1] for row in rows), dtype=np.float64, count=len(rows))
+    return [*(ints[:, i] for i in range(ints.shape[1])), activity]
+
+
 def corpus_load() -> Corpus:
     """Read the whole corpus into arrays. The version is read first: a change that lands
     during the load bumps it again, so the next check reloads."""
     version = corpus_version_read()
-    columns = "id, sector_mask, stage_mask, country_mask, check_min, check_max, activity"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM runs_investor ORDER BY id")  # noqa: S608
-        rows = cursor.fetchall()
-    if rows:
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        masks = np.array([(r[1], r[2], r[3]) for r in rows], dtype=np.int64).view(np.uint64)
-        checks = np.array([(r[4], r[5]) for r in rows], dtype=np.float64)
-        activity = np.fromiter((r[6] for r in rows), dtype=np.float32, count=len(rows))
-    else:
-        ids = np.zeros(0, dtype=np.int64)
-        masks = np.zeros((0, 3), dtype=np.uint64)
-        checks = np.ones((0, 2), dtype=np.float64)
-        activity = np.zeros(0, dtype=np.float32)
-    logs = np.log10(np.maximum(checks, 1.0)).astype(np.float32)
+    columns = _columns_postgresql() if connection.vendor == "postgresql" else _columns_generic()
+    if columns is None:
+        columns = [np.zeros(0, dtype=np.int64)] * 4 + [np.ones(0, dtype=np.int64)] * 2 + [np.zeros(0)]
+    ids, sector, stage, country, check_min, check_max, activity = columns
+
+    def log_checks(values: np.ndarray) -> np.ndarray:
+        return np.log10(np.maximum(values.astype(np.float64), 1.0)).astype(np.float32)
+
     return Corpus(
         version=version,
-        ids=ids,
-        sector=np.ascontiguousarray(masks[:, 0]),
-        stage=np.ascontiguousarray(masks[:, 1]),
-        country=np.ascontiguousarray(masks[:, 2]),
-        log_check_min=np.ascontiguousarray(logs[:, 0]),
-        log_check_max=np.ascontiguousarray(logs[:, 1]),
-        activity=activity,
+        ids=np.ascontiguousarray(ids),
+        sector=np.ascontiguousarray(sector).view(np.uint64),
+        stage=np.ascontiguousarray(stage).view(np.uint64),
+        country=np.ascontiguousarray(country).view(np.uint64),
+        log_check_min=log_checks(check_min),
+        log_check_max=log_checks(check_max),
+        activity=activity.astype(np.float32),
     )
 
 
@@ -109,8 +142,15 @@ class CorpusCache:
             return corpus
         with self._lock:
             if self._corpus is None or self._corpus.version != version:
+                started = time.perf_counter()
                 self._corpus = corpus_load()
                 self.loads += 1
+                logger.info(
+                    "loaded investor corpus v%s: %s investors in %.2fs",
+                    self._corpus.version,
+                    len(self._corpus),
+                    time.perf_counter() - started,
+                )
             return self._corpus
 
     def clear(self) -> None:

@@ -63,8 +63,11 @@ for _vocab in (SECTORS, STAGES, COUNTRIES):
     assert len(_vocab) <= 63 and len(set(_vocab)) == len(_vocab)
 
 
+_INDEX = {vocab: {name: i for i, name in enumerate(vocab)} for vocab in (SECTORS, STAGES, COUNTRIES)}
+
+
 def _mask(vocab: tuple[str, ...], values: Iterable[str]) -> int:
-    index = {name: i for i, name in enumerate(vocab)}
+    index = _INDEX[vocab]
     mask = 0
     for value in values:
         position = index.get(value)

@@ -105,3 +105,26 @@ def test_the_corpus_is_reloaded_only_when_its_version_changes(django_assert_max_
     assert cache.loads == 2
     assert len(fresh) == 2
     assert fresh.version > first.version
+
+
+def test_the_binary_column_loader_gives_the_same_arrays_as_the_row_loader():
+    from runs import engine
+
+    investors_bulk_create(
+        rows=[
+            investor(
+                f"i{n}",
+                sectors=["ai", "space", "travel"][: 1 + n % 3],
+                activity=(n % 10) / 10,
+                check_min=10**n,
+                check_max=10 ** (n + 1),
+            )
+            for n in range(7, 1, -1)
+        ]
+    )
+    fast = engine._columns_postgresql()
+    plain = engine._columns_generic()
+    assert fast is not None and plain is not None
+    for a, b in zip(fast, plain, strict=True):
+        assert np.array_equal(a, b)
+    assert list(fast[0]) == sorted(fast[0])  # id order restored

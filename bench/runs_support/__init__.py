@@ -1,0 +1,1 @@
+"""Helpers for ``bench/runs.py`` (the match-run latency bench); nothing here is production code."""

@@ -1,0 +1,178 @@
+"""The bench's own database, Redis db and child processes; everything on loopback only."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# -- database ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchDatabase:
+    name: str
+    url: str  # the bench database, for DATABASE_URL
+    admin_dsn: str  # the maintenance database, for CREATE / DROP
+
+
+def bench_database(*, base_url: str, suffix: str) -> BenchDatabase:
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise BenchError(f"DATABASE_URL must be a postgres:// URL, got {parts.scheme}://")
+    if (parts.hostname or "") not in LOOPBACK:
+        raise BenchError(f"the bench only runs against a loopback database, not {parts.hostname!r}")
+    base = parts.path.lstrip("/") or "matchplatform"
+    name = base if base.endswith(suffix) else f"{base}{suffix}"
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
+    return BenchDatabase(name=name, url=url, admin_dsn=admin)
+
+
+def database_recreate(db: BenchDatabase) -> None:
+    with psycopg.connect(db.admin_dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db.name)))
+
+
+def database_drop(db: BenchDatabase) -> None:
+    with psycopg.connect(db.admin_dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
+
+
+def redis_check(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "redis" or (parts.hostname or "") not in LOOPBACK:
+        raise BenchError(f"the bench only uses a loopback redis:// URL, not {url!r}")
+
+
+def redis_flush(url: str) -> None:
+    """FLUSHDB on the bench's own Redis database (the one in the URL) and nothing else."""
+    import redis
+
+    redis_check(url)
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+# -- processes --------------------------------------------------------------------------
+@dataclass
+class Child:
+    """A child process in its own process group, with its output in a log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self, *, env: dict[str, str], cwd: Path, stdout_pipe: bool = False) -> Child:
+        self.log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout_pipe else self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_line(self, expected: str, *, timeout: float) -> None:
+        """Wait for a line on the child's stdout (started with ``stdout_pipe``)."""
+        assert self.popen is not None and self.popen.stdout is not None
+        deadline = time.monotonic() + timeout
+        buffer = b""
+        fd = self.popen.stdout.fileno()
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise BenchError(f"{self.name} exited with {self.popen.returncode}; see {self.log_path}")
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 4096)
+                buffer += chunk
+                if expected.encode() in buffer:
+                    return
+        raise BenchError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self, *, grace: float = 10.0) -> None:
+        """SIGTERM the child's process group, SIGKILL it after ``grace`` seconds."""
+        popen = self.popen
+        if popen is None:
+            return
+        if popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGTERM)
+            try:
+                popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(popen.pid, signal.SIGKILL)
+                popen.wait(timeout=10)
+        # The group may still hold grandchildren (none expected); make sure they are gone.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        if popen.stdout is not None:
+            popen.stdout.close()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_wait(*, port: int, path: str, timeout: float, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and not child.alive():
+            raise BenchError(f"{child.name} exited; see {child.log_path}:\n{child.log_tail()}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise BenchError(f"nothing answered on 127.0.0.1:{port} after {timeout:.0f}s")
