@@ -1,6 +1,8 @@
 """The one helper through which settings read the environment (house style 7).
 
-Every variable read here is documented in ``.env.example``.
+Every variable the settings read is documented in ``.env.example``. A variable set to
+the empty string counts as unset, so a copy of that file with blanks left in changes
+nothing.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import os
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 class EnvError(RuntimeError):
@@ -16,12 +18,12 @@ class EnvError(RuntimeError):
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -53,6 +55,6 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]

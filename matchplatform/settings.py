@@ -140,6 +140,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "matchplatform.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # How many proxies in front of the app append to X-Forwarded-For; with 0 the client
+    # address is the socket's, so a client cannot pick its own throttle identity.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "matchplatform API",
@@ -195,7 +198,6 @@ OPS_BACKOFF_BASE_SECONDS = env_float("OPS_BACKOFF_BASE_SECONDS", 2.0)
 OPS_BACKOFF_MAX_SECONDS = env_float("OPS_BACKOFF_MAX_SECONDS", 300.0)
 OPS_HEARTBEAT_SECONDS = env_float("OPS_HEARTBEAT_SECONDS", 10.0)
 OPS_WORKER_STALE_SECONDS = env_float("OPS_WORKER_STALE_SECONDS", 60.0)
-OPS_HISTORY_KEEP_DAYS = env_int("OPS_HISTORY_KEEP_DAYS", 30)
 OPS_INVARIANT_RESULTS_KEEP_DAYS = env_int("OPS_INVARIANT_RESULTS_KEEP_DAYS", 7)
 OPS_HEALTH_BROKER_TIMEOUT_SECONDS = env_float("OPS_HEALTH_BROKER_TIMEOUT_SECONDS", 2.0)
 

@@ -37,8 +37,16 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Requeue the selected dead letters")
     def requeue(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        count = dead_letters_requeue(dead_letter_ids=list(queryset.values_list("id", flat=True)))
+        selected = list(queryset.filter(requeued_at__isnull=True).values_list("id", flat=True))
+        count = dead_letters_requeue(dead_letter_ids=selected)
         self.message_user(request, f"Requeued {count} row(s).", messages.SUCCESS)
+        if count < len(selected):
+            self.message_user(
+                request,
+                f"{len(selected) - count} row(s) were not requeued: no longer dead, or refused by their queue "
+                "(for a match run: its URL already has an active run).",
+                messages.WARNING,
+            )
 
 
 @admin.register(WorkerHeartbeat)

@@ -19,7 +19,7 @@ class MillisecondsSince(Func):
         return self.as_sql(
             compiler,
             connection,
-            template="(EXTRACT(EPOCH FROM (STATEMENT_TIMESTAMP() - %(expressions)s)) * 1000)::integer",
+            template="(EXTRACT(EPOCH FROM (STATEMENT_TIMESTAMP() - %(expressions)s)) * 1000)::bigint",
             **extra,
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Min
+from django.db.models import DurationField, ExpressionWrapper, F, Max
 from django.db.models.functions import Now
 
 from ops.invariants import figure_invariant, rows_invariant
@@ -39,28 +39,29 @@ def expired_leases_unreleased() -> list[str]:
     unit="s",
 )
 def oldest_queued_seconds() -> float | None:
-    from django.utils import timezone
-
-    oldest = None
+    oldest: float = 0.0
     for queue in queues_all():
-        waiting = queue.model._default_manager.filter(status=QUEUED, available_at__lte=Now())
-        value = waiting.aggregate(m=Min("available_at"))["m"]
-        if value is not None and (oldest is None or value < oldest):
-            oldest = value
-    if oldest is None:
-        return 0.0
-    return max((timezone.now() - oldest).total_seconds(), 0.0)
+        # Age by the database's clock, like every other time in the queue.
+        waited = (
+            queue.model._default_manager.filter(status=QUEUED, available_at__lte=Now())
+            .annotate(waited=ExpressionWrapper(Now() - F("available_at"), output_field=DurationField()))
+            .aggregate(longest=Max("waited"))["longest"]
+        )
+        if waited is not None:
+            oldest = max(oldest, waited.total_seconds())
+    return oldest
 
 
 @figure_invariant(
     name="ops.dead_letters_open",
     app="ops",
-    description="Dead letters waiting for an operator",
+    description="Rows that died of errors or crashes, waiting for an operator (permanent input errors excluded)",
     warn_above=0,
     critical_above=100,
 )
 def dead_letters_open() -> float:
-    return float(DeadLetter.objects.filter(requeued_at__isnull=True).count())
+    # A 404 page or a refused host is the user's input, not an operations problem.
+    return float(DeadLetter.objects.filter(requeued_at__isnull=True).exclude(reason="permanent").count())
 
 
 @figure_invariant(

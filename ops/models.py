@@ -31,8 +31,8 @@ class LeaseQueueModel(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(db_default=Now())
-    updated_at = models.DateTimeField(db_default=Now())
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         abstract = True
@@ -50,7 +50,7 @@ class QueueHistory(models.Model):
     lease_token = models.UUIDField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(db_default=Now())
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         verbose_name_plural = "queue history"
@@ -73,7 +73,7 @@ class DeadLetter(models.Model):
     rescues = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     errors = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(db_default=Now())
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
     requeued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -96,8 +96,8 @@ class WorkerHeartbeat(models.Model):
     processed = models.PositiveBigIntegerField(default=0)
     failed = models.PositiveBigIntegerField(default=0)
     leases_lost = models.PositiveBigIntegerField(default=0)
-    started_at = models.DateTimeField(db_default=Now())
-    last_seen = models.DateTimeField(db_default=Now())
+    started_at = models.DateTimeField(db_default=Now(), editable=False)
+    last_seen = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["last_seen"], name="ops_heartbeat_seen")]
@@ -119,7 +119,7 @@ class InvariantResult(models.Model):
     state = models.CharField(max_length=10, choices=InvariantState.choices)
     value = models.FloatField(null=True, blank=True)
     detail = models.TextField(blank=True, default="")
-    checked_at = models.DateTimeField(db_default=Now())
+    checked_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["name", "-checked_at"], name="ops_invresult_latest")]

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import LeaseLost
@@ -83,7 +83,7 @@ class LeaseQueue:
         self.wake = wake
         # A timestamp column stamped with the DB clock when a row reaches done or dead.
         self.finished_field = finished_field
-        # An integer column given the milliseconds from created_at to done or dead (DB clock).
+        # A bigint column given the milliseconds from created_at to done or dead (DB clock).
         self.duration_field = duration_field
 
     def _finished(self) -> dict[str, Any]:
@@ -315,7 +315,7 @@ class LeaseQueue:
             sets += f", {self.finished_field} = statement_timestamp()"
         if self.duration_field:
             since = "EXTRACT(EPOCH FROM (statement_timestamp() - q.created_at)) * 1000"
-            sets += f", {self.duration_field} = ({since})::integer"
+            sets += f", {self.duration_field} = ({since})::bigint"
         sql = f"""
             WITH acked AS (
                 UPDATE {self.table} AS q
@@ -424,12 +424,6 @@ class LeaseQueue:
         Idempotent and safe to run from several processes at once: a row is only touched
         while it is still ``processing`` with an expired lease, under a row lock."""
         max_rescues = self.max_rescues
-        finish_set = (
-            f"\n{self.finished_field} = CASE WHEN q.rescues + 1 > %(max_rescues)s"
-            f" THEN statement_timestamp() ELSE q.{self.finished_field} END,"
-            if self.finished_field
-            else ""
-        )
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 sql = f"""
@@ -443,7 +437,7 @@ class LeaseQueue:
                     UPDATE {self.table} AS q
                     SET status = CASE WHEN q.rescues + 1 > %(max_rescues)s THEN %(dead)s ELSE %(queued)s END,
                         rescues = q.rescues + 1,
-                        lease_expires_at = NULL,{finish_set}
+                        lease_expires_at = NULL,
                         available_at = statement_timestamp(),
                         updated_at = statement_timestamp()
                     FROM expired WHERE q.id = expired.id
@@ -471,9 +465,7 @@ class LeaseQueue:
                 rows = []
                 for item_id, owner, token, attempts, rescues, last_error in expired:
                     status = self.dead_status if rescues + 1 > max_rescues else QUEUED
-                    finished = self._finished() if status != QUEUED else {}
                     self.model._default_manager.filter(pk=item_id, status=PROCESSING, lease_token=token).update(
-                        **finished,
                         status=status,
                         rescues=rescues + 1,
                         lease_expires_at=None,
@@ -494,40 +486,55 @@ class LeaseQueue:
                 }
                 for item_id, status, owner, token, attempts, rescues, _ in rows
             )
-            for item_id, status, _owner, _token, attempts, rescues, last_error in rows:
+            for item_id, status, _owner, _token, attempts, rescues, _last_error in rows:
                 if status == self.dead_status:
+                    # A poison pill: whatever error came before, this is why it stopped.
+                    error = f"gave up: the worker's lease expired {rescues} times (it crashed or stalled each time)"
+                    self.model._default_manager.filter(pk=item_id).update(last_error=error, **self._finished())
                     self._dead_letter(
-                        item_id=item_id,
-                        reason="rescues",
-                        attempts=attempts,
-                        rescues=rescues,
-                        last_error=last_error or f"rescued {rescues} times (poison pill)",
+                        item_id=item_id, reason="rescues", attempts=attempts, rescues=rescues, last_error=error
                     )
         requeued = [row[0] for row in rows if row[1] == QUEUED]
         dead = [row[0] for row in rows if row[1] != QUEUED]
         return ReleaseResult(requeued=requeued, dead=dead)
 
     def requeue_dead(self, *, item_ids: Sequence[int]) -> list[int]:
-        """Give dead rows a fresh start (an operator's action from the dead-letter page)."""
+        """Give dead rows a fresh start (an operator's action from the dead-letter page).
+
+        Each row in its own savepoint: a row the domain will not take back (runs: its URL
+        has a newer active run, and the one-active-run constraint refuses a second) is
+        skipped without undoing the others. Returns the ids requeued."""
+        requeued: list[int] = []
         with transaction.atomic():
             ids = list(
                 self.model._default_manager.select_for_update()
                 .filter(pk__in=list(item_ids), status=self.dead_status)
                 .values_list("id", flat=True)
             )
-            self.model._default_manager.filter(pk__in=ids).update(
-                status=QUEUED, attempts=0, rescues=0, available_at=Now(), lease_expires_at=None, updated_at=Now()
-            )
-            DeadLetter.objects.filter(queue=self.label, item_id__in=ids, requeued_at__isnull=True).update(
+            for item_id in ids:
+                try:
+                    with transaction.atomic():
+                        self.model._default_manager.filter(pk=item_id).update(
+                            status=QUEUED,
+                            attempts=0,
+                            rescues=0,
+                            available_at=Now(),
+                            lease_expires_at=None,
+                            updated_at=Now(),
+                        )
+                except IntegrityError:
+                    continue
+                requeued.append(item_id)
+            DeadLetter.objects.filter(queue=self.label, item_id__in=requeued, requeued_at__isnull=True).update(
                 requeued_at=Now()
             )
             self._history(
                 {"item_id": item_id, "from_status": self.dead_status, "to_status": QUEUED, "event": "requeue"}
-                for item_id in ids
+                for item_id in requeued
             )
-            if ids and self.wake is not None:
+            if requeued and self.wake is not None:
                 transaction.on_commit(self.wake)
-        return ids
+        return requeued
 
     def depths(self) -> dict[str, int]:
         """Rows waiting, leased and dead. Done rows are left out: counting them would scan

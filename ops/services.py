@@ -52,6 +52,11 @@ def heartbeat_beat(*, queues: list[str]) -> None:
     )
 
 
+def heartbeat_remove() -> None:
+    """A worker shutting down cleanly leaves no row behind to look stale."""
+    WorkerHeartbeat.objects.filter(worker_id=worker_id()).delete()
+
+
 def invariants_check_and_store() -> list[InvariantOutcome]:
     outcomes = invariants_run()
     InvariantResult.objects.bulk_create(
@@ -61,7 +66,8 @@ def invariants_check_and_store() -> list[InvariantOutcome]:
 
 
 def dead_letters_requeue(*, dead_letter_ids: list[int]) -> int:
-    """Requeue the rows behind these dead letters, queue by queue."""
+    """Requeue the rows behind these dead letters, queue by queue; returns how many were
+    requeued (a row its domain refuses to take back is left dead, its letter open)."""
     from ops.models import DeadLetter
 
     by_queue: dict[str, list[int]] = {}
@@ -84,4 +90,11 @@ def ops_prune() -> dict[str, int]:
     return {"invariant_results": results, "heartbeats": beats}
 
 
-__all__ = ["dead_letters_requeue", "heartbeat_beat", "invariants_check_and_store", "ops_prune", "task_wake"]
+__all__ = [
+    "dead_letters_requeue",
+    "heartbeat_beat",
+    "heartbeat_remove",
+    "invariants_check_and_store",
+    "ops_prune",
+    "task_wake",
+]

@@ -1,16 +1,19 @@
-"""Worker hooks: each worker process sends heartbeats from a daemon thread."""
+"""Worker hooks: every process that runs tasks sends heartbeats from a daemon thread from
+the moment it starts, and removes its row when it shuts down cleanly (a row that stops
+moving without being removed is a worker that died)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections, connection
 
 logger = logging.getLogger(__name__)
-_started: dict[int, threading.Thread] = {}
+_started: dict[int, tuple[threading.Thread, threading.Event]] = {}
 
 
 def _heartbeat_loop(queues: list[str], stop: threading.Event) -> None:
@@ -28,23 +31,67 @@ def _heartbeat_loop(queues: list[str], stop: threading.Event) -> None:
 
 
 def heartbeat_start(*, queues: list[str]) -> None:
-    import os
-
     pid = os.getpid()
-    if pid in _started and _started[pid].is_alive():
+    running = _started.get(pid)
+    if running is not None and running[0].is_alive():
         return
-    thread = threading.Thread(
-        target=_heartbeat_loop, args=(queues, threading.Event()), name="ops-heartbeat", daemon=True
-    )
-    _started[pid] = thread
+    stop = threading.Event()
+    thread = threading.Thread(target=_heartbeat_loop, args=(queues, stop), name="ops-heartbeat", daemon=True)
+    _started[pid] = (thread, stop)
     thread.start()
 
 
-@task_prerun.connect
-def _on_task_prerun(sender=None, task=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    # Started lazily from the first task, so it runs in whichever process executes tasks
-    # (a prefork child, or the main process for the solo and threads pools).
-    if task is None:
+def heartbeat_stop() -> None:
+    from ops.services import heartbeat_remove
+
+    running = _started.pop(os.getpid(), None)
+    if running is None:
         return
-    queues = sorted(task.app.amqp.queues.keys()) or ["celery"]
-    heartbeat_start(queues=queues)
+    running[1].set()
+    running[0].join(timeout=5)
+    try:
+        heartbeat_remove()
+    except Exception:
+        logger.warning("could not remove this worker's heartbeat", exc_info=True)
+    finally:
+        connection.close()
+
+
+def _queues(app: object) -> list[str]:
+    amqp = getattr(app, "amqp", None)
+    return sorted(getattr(amqp, "queues", {}).keys()) or ["celery"]
+
+
+def worker_runs_tasks_in_main_process(sender: object) -> bool:
+    return not type(getattr(sender, "pool", None)).__module__.endswith(".prefork")
+
+
+@worker_process_init.connect
+def _on_process_init(**kwargs: object) -> None:
+    from matchplatform.celery import app
+
+    heartbeat_start(queues=_queues(app))
+
+
+@worker_process_shutdown.connect
+def _on_process_shutdown(**kwargs: object) -> None:
+    heartbeat_stop()
+
+
+@worker_ready.connect
+def _on_worker_ready(sender: object = None, **kwargs: object) -> None:
+    # The solo and threads pools run tasks in the main process, which gets no process init.
+    if worker_runs_tasks_in_main_process(sender):
+        heartbeat_start(queues=_queues(getattr(sender, "app", None)))
+
+
+@worker_shutdown.connect
+def _on_worker_shutdown(**kwargs: object) -> None:
+    heartbeat_stop()
+
+
+@task_prerun.connect
+def _on_task_prerun(sender: object = None, task: object = None, **kwargs: object) -> None:
+    # A safety net for a process that runs tasks without the start-up signals (eager mode).
+    if task is not None:
+        heartbeat_start(queues=_queues(getattr(task, "app", None)))

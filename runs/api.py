@@ -6,6 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -24,6 +25,13 @@ class AnyContentJSONParser(JSONParser):
     not JSON is a 400 in the error shape rather than a 415."""
 
     media_type = "*/*"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # json gives up on deep nesting with RecursionError, not ValueError.
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 class SubmitThrottle(SimpleRateThrottle):

@@ -113,6 +113,11 @@ def url_parse(*, url: object, allowed_networks: Iterable[IPNetwork] = ()) -> Url
     if _UNSAFE_CHARACTERS.search(url):
         _reject(code="invalid_url", message="URL must not contain spaces or control characters.")
     try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows "\ud800") cannot be percent-encoded or stored.
+        _reject(code="invalid_url", message="URL contains characters that are not valid text.")
+    try:
         split = urlsplit(url)
     except ValueError:
         _reject(code="invalid_url", message="URL is not well formed.")
@@ -163,7 +168,11 @@ def url_canonicalize(*, url: object, allowed_networks: Iterable[IPNetwork] = ())
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port is not None else host
     query = _query_canonicalize(query=parts.query)
-    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}" + (f"?{query}" if query else "")
+    canonical = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}" + (f"?{query}" if query else "")
+    # Percent-encoding can make the canonical form longer than what was typed.
+    if len(canonical) > URL_MAX_LENGTH:
+        _reject(code="too_long", message=f"URL must be at most {URL_MAX_LENGTH} characters long.")
+    return canonical
 
 
 def _reject(*, code: str, message: str) -> NoReturn:

@@ -14,9 +14,11 @@ import contextlib
 import functools
 import http.client
 import ipaddress
+import logging
 import re
 import socket
 import ssl
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from django.core.exceptions import ImproperlyConfigured
 from matchplatform.exceptions import ApplicationError, InvalidInput
 from runs.canonical import IPAddress, IPNetwork, UrlParts, ip_is_public, url_canonicalize, url_parse
 from runs.vocab import SECTOR_KEYWORDS, SECTORS
+
+logger = logging.getLogger(__name__)
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
@@ -147,7 +151,7 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
     default_port = http.client.HTTPS_PORT
 
     def connect(self) -> None:
-        raw = _socket_open(addresses=self._addresses, deadline=self._deadline)
+        raw = self.pinned_sock = _socket_open(addresses=self._addresses, deadline=self._deadline)
         try:
             # SNI and certificate checks use the name from the URL, not the address we dialled.
             self.sock = self.pinned_sock = _tls_context().wrap_socket(raw, server_hostname=self.host)
@@ -221,7 +225,10 @@ def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> li
         # One internal answer refuses the whole host rather than filtering it out: a public
         # name pointing inside is misconfigured or hostile, and either way not a startup page.
         if not _address_allowed(address=ip, allowed=allowed):
-            raise FetchError(f"refusing to fetch {parts}: host resolves to a non-public address {ip}", retryable=False)
+            # The address stays in the log: the run's error is shown to anonymous users, and
+            # how internal names resolve is not theirs to learn.
+            logger.info("refused %s: %s resolves to non-public %s", parts, parts.host, ip)
+            raise FetchError(f"refusing to fetch {parts}: the host resolves to a non-public address", retryable=False)
         if all(existing.sockaddr != sockaddr for existing in addresses):
             addresses.append(_Address(family=socket.AddressFamily(family), sockaddr=tuple(sockaddr), ip=ip))
     if not addresses:
@@ -251,6 +258,21 @@ def _response_get(*, parts: UrlParts, allowed: tuple[IPNetwork, ...], deadline: 
     addresses = _addresses_resolve(parts=parts, allowed=allowed)
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection: _PinnedHTTPConnection | None = None
+    expired = threading.Event()
+
+    def _abort() -> None:
+        # A socket timeout bounds each read, not the exchange: a server trickling the TLS
+        # handshake or the headers a byte at a time would hold the worker. At the deadline
+        # the socket is shut down under whatever read is blocked on it.
+        expired.set()
+        sock = connection.pinned_sock if connection is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(deadline.remaining(), _abort)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection = connection_class(parts=parts, addresses=addresses, deadline=deadline)
         connection.request(
@@ -281,8 +303,11 @@ def _response_get(*, parts: UrlParts, allowed: tuple[IPNetwork, ...], deadline: 
     except FetchError:
         raise
     except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise FetchError(f"timed out after {deadline.seconds:g} s fetching {parts}") from exc
         raise FetchError(_network_error_describe(exc=exc, parts=parts, deadline=deadline)) from exc
     finally:
+        watchdog.cancel()
         if connection is not None:
             connection.close()
 

@@ -26,8 +26,8 @@ class Startup(models.Model):
     country = models.CharField(max_length=2, blank=True, default="")
     quality_score = models.FloatField(default=0.5)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.SEED)
-    created_at = models.DateTimeField(db_default=Now())
-    updated_at = models.DateTimeField(db_default=Now())
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         constraints = [
@@ -53,7 +53,7 @@ class Investor(models.Model):
     sector_mask = models.BigIntegerField(default=0)
     stage_mask = models.BigIntegerField(default=0)
     country_mask = models.BigIntegerField(default=0)
-    created_at = models.DateTimeField(db_default=Now())
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         constraints = [
@@ -73,7 +73,7 @@ class InvestorCorpusVersion(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     version = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now(), editable=False)
 
     def __str__(self) -> str:
         return f"corpus v{self.version}"
@@ -101,7 +101,7 @@ class MatchRun(LeaseQueueModel):
     match_count = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Submit to finish, by the DB clock")
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True, help_text="Submit to finish, by the DB clock")
 
     class Meta:
         constraints = [
@@ -158,7 +158,7 @@ class MatchRunArchive(models.Model):
     created_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     payload = models.JSONField()
-    archived_at = models.DateTimeField(db_default=Now())
+    archived_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["canonical_url"], name="runs_archive_url")]

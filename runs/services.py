@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -7,13 +8,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import Conflict, LeaseLost
-from ops.models import QueueHistory
+from ops.models import DeadLetter, QueueHistory
 from ops.queue import Lease
 from ops.worker import worker_id
 from runs.canonical import url_canonicalize
@@ -38,8 +40,9 @@ logger = logging.getLogger(__name__)
 # -- investors ------------------------------------------------------------------------
 def corpus_version_bump() -> None:
     """Tell every worker its in-memory corpus is stale. Call inside the writing transaction."""
-    updated = InvestorCorpusVersion.objects.filter(pk=1).update(version=F("version") + 1, updated_at=Now())
-    if not updated:
+    # The row is created by a migration, so this is one atomic increment; the fallback is
+    # for a database emptied since (a test flush).
+    if not InvestorCorpusVersion.objects.filter(pk=1).update(version=F("version") + 1, updated_at=Now()):
         InvestorCorpusVersion.objects.get_or_create(pk=1, defaults={"version": 1})
 
 
@@ -68,6 +71,18 @@ def investors_bulk_create(*, rows: Iterable[dict[str, Any]], batch_size: int = 5
         created = Investor.objects.bulk_create([_investor_build(row) for row in rows], batch_size=batch_size)
         corpus_version_bump()
     return len(created)
+
+
+def investor_save(*, investor: Investor) -> Investor:
+    """Save an investor edited elsewhere (the admin), keeping its masks and the corpus
+    version in step."""
+    investor.sector_mask = sector_mask(investor.sectors)
+    investor.stage_mask = stage_mask(investor.stages)
+    investor.country_mask = country_mask(investor.countries)
+    with transaction.atomic():
+        investor.save()
+        corpus_version_bump()
+    return investor
 
 
 def investor_create(**data: Any) -> Investor:
@@ -167,7 +182,7 @@ def match_run_score(*, lease: Lease) -> ScoredRun | None:
     except FetchError as exc:
         runs_queue.fail(lease=lease, error=exc.message, retryable=exc.retryable)
         return None
-    except LeaseLost:
+    except (LeaseLost, SoftTimeLimitExceeded):
         raise
     except Exception as exc:
         logger.exception("match run %s failed", run.run_id)
@@ -224,23 +239,65 @@ def match_runs_process_batch(*, limit: int | None = None, owner: str | None = No
     how many were claimed."""
     ttl = settings.RUNS_LEASE_TTL_SECONDS
     leases = runs_queue.claim(owner=owner or worker_id(), limit=limit or settings.RUNS_CLAIM_BATCH, ttl=ttl)
-    claimed_at = time.monotonic()
+    held = list(leases)
+    renewed_at = time.monotonic()
     scored: list[ScoredRun] = []
+    try:
+        for lease in leases:
+            if lease not in held:
+                continue
+            if time.monotonic() - renewed_at > ttl / 3:
+                # A slow fetch can take most of a TTL: renew every lease the batch still
+                # holds, the scored ones waiting to be stored as well as those waiting
+                # their turn, so none expires under us.
+                held = _leases_renew(leases=held, ttl=ttl)
+                scored = [item for item in scored if item.lease in held]
+                renewed_at = time.monotonic()
+                if lease not in held:
+                    continue
+            try:
+                item = match_run_score(lease=lease)
+            except LeaseLost:
+                logger.warning("run #%s: lease lost, result dropped", lease.id)
+                held.remove(lease)
+                continue
+            if item is not None:
+                scored.append(item)
+    finally:
+        # Even when the task's soft time limit interrupts the batch, what is scored is kept.
+        if scored:
+            _scored_store(scored=scored)
+    return len(leases)
+
+
+def _leases_renew(*, leases: list[Lease], ttl: float) -> list[Lease]:
+    kept = []
     for lease in leases:
         try:
-            # Runs wait their turn in the batch; renew a waiting lease before it could
-            # expire under us (a slow fetch ahead of it can take most of a TTL).
-            if time.monotonic() - claimed_at > ttl / 3:
-                runs_queue.extend(lease=lease, ttl=ttl)
-            item = match_run_score(lease=lease)
+            runs_queue.extend(lease=lease, ttl=ttl)
         except LeaseLost:
-            logger.warning("run #%s: lease lost, result dropped", lease.id)
+            logger.warning("run #%s: lease lost while waiting in its batch", lease.id)
             continue
-        if item is not None:
-            scored.append(item)
-    if scored:
+        kept.append(lease)
+    return kept
+
+
+def _scored_store(*, scored: list[ScoredRun]) -> None:
+    """Store a batch in one transaction; if that fails, store run by run so that one bad
+    run fails alone instead of taking its whole batch down with it."""
+    try:
         match_runs_store(scored=scored)
-    return len(leases)
+        return
+    except Exception:
+        if len(scored) == 1:
+            item = scored[0]
+            logger.exception("storing run #%s failed", item.lease.id)
+            with contextlib.suppress(LeaseLost):
+                runs_queue.fail(lease=item.lease, error="could not store the run's matches")
+            return
+        logger.warning("storing a batch of %s runs failed; storing them one by one", len(scored), exc_info=True)
+    for item in scored:
+        _scored_store(scored=[item])
 
 
 # -- retention ------------------------------------------------------------------------
@@ -279,7 +336,9 @@ def match_runs_archive(
                     {"investor_id": investor_id, "score": score, "rank": rank, "reasons": reasons}
                 )
             history: dict[int, list[dict[str, Any]]] = {}
+            history_ids: list[int] = []
             for h in QueueHistory.objects.filter(queue=runs_queue.label, item_id__in=ids).order_by("id"):
+                history_ids.append(h.pk)
                 history.setdefault(h.item_id, []).append(
                     {
                         "event": h.event,
@@ -289,6 +348,20 @@ def match_runs_archive(
                         "attempt": h.attempt,
                         "error": h.error,
                         "created_at": h.created_at.isoformat(),
+                    }
+                )
+            letters: dict[int, list[dict[str, Any]]] = {}
+            for letter in DeadLetter.objects.filter(queue=runs_queue.label, item_id__in=ids):
+                letters.setdefault(letter.item_id, []).append(
+                    {
+                        "id": letter.pk,
+                        "reason": letter.reason,
+                        "attempts": letter.attempts,
+                        "rescues": letter.rescues,
+                        "last_error": letter.last_error,
+                        "errors": letter.errors,
+                        "created_at": letter.created_at.isoformat(),
+                        "requeued_at": letter.requeued_at.isoformat() if letter.requeued_at else None,
                     }
                 )
             MatchRunArchive.objects.bulk_create(
@@ -310,12 +383,15 @@ def match_runs_archive(
                             "started_at": run.started_at.isoformat() if run.started_at else None,
                             "matches": matches.get(run.pk, []),
                             "history": history.get(run.pk, []),
+                            "dead_letters": letters.get(run.pk, []),
                         },
                     )
                     for run in runs
                 ]
             )
-            QueueHistory.objects.filter(queue=runs_queue.label, item_id__in=ids).delete()
+            # Delete exactly what was read and archived, not whatever matches by then.
+            QueueHistory.objects.filter(pk__in=history_ids).delete()
+            DeadLetter.objects.filter(pk__in=[letter["id"] for group in letters.values() for letter in group]).delete()
             StartupInvestorMatch.objects.filter(run_id__in=ids).delete()
             MatchRun.objects.filter(pk__in=ids).delete()
             moved += len(ids)

@@ -33,6 +33,7 @@ def _on_worker_process_init(**kwargs: object) -> None:
 @worker_ready.connect
 def _on_worker_ready(sender: object = None, **kwargs: object) -> None:
     # The solo and threads pools run tasks in the main process, which gets no process init.
-    pool_module = type(getattr(sender, "pool", None)).__module__
-    if not pool_module.endswith(".prefork"):
+    from ops.signals import worker_runs_tasks_in_main_process
+
+    if worker_runs_tasks_in_main_process(sender):
         threading.Thread(target=_warm, name="runs-corpus-warm", daemon=True).start()

@@ -57,3 +57,23 @@ def test_operators_requeue_dead_letters_from_the_admin(operator, data):
     assert response.status_code == 200
     assert "Requeued 1 row(s)." in response.content.decode()
     assert MatchRun.objects.get(pk=data.pk).status == MatchRunStatus.QUEUED
+
+
+def test_editing_an_investor_in_the_admin_keeps_its_masks_and_the_corpus_version_in_step(operator):
+    from runs.engine import corpus_version_read
+    from runs.models import Investor
+    from runs.vocab import sector_mask
+
+    investor = InvestorFactory(sectors=["ai"])
+    version = corpus_version_read()
+    url = reverse("admin:runs_investor_change", args=[investor.pk])
+    form = operator.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data.update(sectors='["space", "travel"]', stages='["seed"]', countries="[]")
+    response = operator.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+
+    investor = Investor.objects.get(pk=investor.pk)
+    assert investor.sector_mask == sector_mask(["space", "travel"])
+    assert corpus_version_read() == version + 1
+    assert operator.get(reverse("admin:runs_investor_delete", args=[investor.pk])).status_code == 403

@@ -13,7 +13,7 @@ def create_flags(apps, schema_editor):
     )
     Switch.objects.get_or_create(
         name=SAFE_MODE,
-        defaults={"active": False, "note": "Global safe mode: turns off risky behaviour everywhere."},
+        defaults={"active": False, "note": "Global safe mode, readable everywhere (health shows it)."},
     )
 
 

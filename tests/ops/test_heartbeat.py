@@ -42,3 +42,50 @@ def test_worker_ids_differ_per_process():
     others = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout for _ in range(2)}
     assert len(others) == 2
     assert worker_id() not in others
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_a_real_worker_beats_from_start_up_and_removes_its_row_on_a_clean_shutdown(pool, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.support.servers import test_database_url
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "CELERY_BROKER_URL": "filesystem://localhost//",
+        "MATCHPLATFORM_VAR_DIR": str(tmp_path),
+        "OPS_HEARTBEAT_SECONDS": "0.5",
+    }
+    celery = str(Path(sys.executable).parent / "celery")
+    proc = subprocess.Popen(
+        [celery, "-A", "matchplatform", "worker", f"--pool={pool}", "-c", "1", "--without-gossip", "--without-mingle"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while not WorkerHeartbeat.objects.exists():
+            assert time.monotonic() < deadline, "no heartbeat from an idle worker"
+            assert proc.poll() is None, "the worker exited"
+            time.sleep(0.2)
+        beat = WorkerHeartbeat.objects.get()
+        assert beat.worker_id.startswith("w-")
+        assert beat.queues == ["celery"]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        assert not WorkerHeartbeat.objects.exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

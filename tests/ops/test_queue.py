@@ -387,3 +387,29 @@ def test_every_recorded_transition_is_one_the_state_machine_allows(settings):
         assert to_status == runs_queue.status_for(event), (event, to_status)
         seen.add(event)
     assert seen == {"claim", "retry", "dead", "rescue", "ack", "requeue"}
+
+
+@override_settings(RUNS_MAX_RESCUES=0)
+def test_a_poison_pill_says_why_it_stopped():
+    run = MatchRunFactory()
+    runs_queue.claim(owner="w", limit=1, ttl=30)
+    expire(run.pk)
+    assert runs_queue.release_expired().dead == [run.pk]
+    run.refresh_from_db()
+    assert run.last_error == "gave up: the worker's lease expired 1 times (it crashed or stalled each time)"
+    assert run.finished_at is not None and run.duration_ms is not None
+
+
+def test_requeueing_skips_a_run_whose_url_has_a_newer_active_run_and_keeps_the_rest():
+    blocked = MatchRunFactory(canonical_url="https://again.example", max_attempts=1)
+    free = MatchRunFactory(max_attempts=1)
+    for lease in runs_queue.claim(owner="w", limit=2, ttl=30):
+        runs_queue.fail(lease=lease, error="boom")
+    MatchRunFactory(canonical_url="https://again.example")  # the user submitted again
+
+    letters = list(DeadLetter.objects.order_by("id").values_list("pk", flat=True))
+    assert dead_letters_requeue(dead_letter_ids=letters) == 1
+
+    assert MatchRun.objects.get(pk=free.pk).status == MatchRunStatus.QUEUED
+    assert MatchRun.objects.get(pk=blocked.pk).status == MatchRunStatus.ERROR
+    assert DeadLetter.objects.get(item_id=blocked.pk).requeued_at is None

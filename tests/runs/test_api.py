@@ -134,6 +134,34 @@ def test_a_huge_body_is_a_clear_413_not_a_500(api_client):
     assert_error_shape(response, 413, "too_large")
 
 
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"url": "https://a.example/\\ud800"}', "invalid_url"),
+        ('{"url": "https://a.example/#\\udfff"}', "invalid_url"),
+        ("[" * 100_000, "malformed"),
+        ('{"url": "https://a.example/' + "\u00e9" * 1500 + '"}', "too_long"),
+    ],
+)
+def test_hostile_bodies_get_a_400_never_a_500(api_client, body, code):
+    assert_error_shape(api_client.post(SUBMIT, data=body.encode(), content_type="application/json"), 400, code)
+    assert MatchRun.objects.count() == 0
+
+
+def test_the_throttle_ignores_a_client_supplied_forwarded_for(api_client, settings):
+    settings.RUNS_SUBMIT_RATE = "2/min"
+    codes = [
+        api_client.post(
+            SUBMIT,
+            data=json.dumps({"url": f"https://f{i}.example"}),
+            content_type="application/json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
+        ).status_code
+        for i in range(4)
+    ]
+    assert codes == [202, 202, 429, 429]
+
+
 def test_an_unknown_or_malformed_run_id_is_a_404(api_client):
     assert_error_shape(api_client.get(f"{SUBMIT}/00000000-0000-0000-0000-000000000000"), 404, "run_not_found")
     assert_error_shape(api_client.get(f"{SUBMIT}/not-a-uuid"), 404, "run_not_found")

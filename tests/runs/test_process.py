@@ -160,26 +160,52 @@ def test_a_worker_that_lost_its_lease_mid_run_stores_nothing(monkeypatch):
     assert events == ["submit", "claim", "rescue", "claim", "lease_lost"]
 
 
-def test_runs_waiting_in_a_batch_get_their_leases_renewed(settings, monkeypatch):
+def test_every_lease_a_batch_holds_is_renewed_the_scored_ones_too(settings, monkeypatch):
     settings.RUNS_LEASE_TTL_SECONDS = 3
-    StartupFactory(canonical_url="https://a.example")
-    StartupFactory(canonical_url="https://b.example")
+    for name in "abc":
+        StartupFactory(canonical_url=f"https://{name}.example")
     InvestorFactory()
-    first = match_run_submit(url="https://a.example").run
-    second = match_run_submit(url="https://b.example").run
+    first, second, third = (match_run_submit(url=f"https://{name}.example").run for name in "abc")
     real_score = services.match_run_score
-    expiries = {}
+    seen: dict[str, dict[int, object]] = {}
 
     def slow_score(*, lease):
-        expiries[lease.id] = MatchRun.objects.get(pk=lease.id).lease_expires_at
-        if lease.id == first.pk:
+        seen[f"before {lease.id}"] = dict(MatchRun.objects.values_list("pk", "lease_expires_at"))
+        if lease.id == second.pk:
             import time
 
-            time.sleep(1.2)  # longer than a third of the TTL
+            time.sleep(1.2)  # longer than a third of the TTL, as a slow fetch would be
         return real_score(lease=lease)
 
     monkeypatch.setattr(services, "match_run_score", slow_score)
-    assert match_runs_process_batch(limit=2) == 2
+    assert match_runs_process_batch(limit=3) == 3
 
-    assert expiries[second.pk] > expiries[first.pk]  # renewed before its turn
+    before_second, before_third = seen[f"before {second.pk}"], seen[f"before {third.pk}"]
+    assert before_third[first.pk] > before_second[first.pk]  # scored, waiting to be stored: renewed
+    assert before_third[third.pk] > before_second[third.pk]  # waiting its turn: renewed
     assert set(MatchRun.objects.values_list("status", flat=True)) == {MatchRunStatus.READY}
+
+
+def test_one_run_that_cannot_be_stored_fails_alone_not_its_whole_batch(settings, monkeypatch):
+    settings.RUNS_MAX_ATTEMPTS = 1
+    for name in "abc":
+        StartupFactory(canonical_url=f"https://{name}.example")
+    InvestorFactory.create_batch(3)
+    runs = [match_run_submit(url=f"https://{name}.example").run for name in "abc"]
+    real_rank = services.matches_rank
+    calls = []
+
+    def rank(**kwargs):
+        ranked = real_rank(**kwargs)
+        calls.append(1)
+        if len(calls) == 2:  # the second run ranks an investor that no longer exists
+            ranked[0] = services.ScoredInvestor(investor_id=987654321, score=1.0, rank=1, reasons=[])
+        return ranked
+
+    monkeypatch.setattr(services, "matches_rank", rank)
+    match_runs_process_batch(limit=3)
+
+    statuses = {run.pk: MatchRun.objects.get(pk=run.pk).status for run in runs}
+    assert statuses == {runs[0].pk: "ready", runs[1].pk: "error", runs[2].pk: "ready"}
+    assert StartupInvestorMatch.objects.filter(run=runs[1]).count() == 0
+    assert MatchRun.objects.get(pk=runs[1].pk).last_error == "could not store the run's matches"
