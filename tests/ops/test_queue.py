@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import threading
 import uuid
 from datetime import timedelta
@@ -25,7 +23,7 @@ from ops.worker import worker_counters
 from runs.models import MatchRun, MatchRunStatus
 from runs.queue import runs_queue
 from tests.factories import MatchRunFactory
-from tests.support.barrier import CHILD_CODE, release_when_ready
+from tests.support.barrier import run_together
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -288,9 +286,7 @@ def _database_url() -> str:
     return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-RELEASE_SCRIPT = (
-    CHILD_CODE
-    + """
+RELEASE_SCRIPT = """
 import os, sys, time, json
 import django
 django.setup()
@@ -304,7 +300,6 @@ while True:
     requeued += result.requeued
 print(json.dumps(requeued))
 """
-)
 
 
 def test_release_expired_run_by_two_processes_at_once_rescues_each_row_exactly_once(tmp_path):
@@ -316,23 +311,7 @@ def test_release_expired_run_by_two_processes_at_once_rescues_each_row_exactly_o
         claimed += batch
     MatchRun.objects.update(lease_expires_at=Now() - timedelta(seconds=5))
     env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "matchplatform.settings"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RELEASE_SCRIPT, str(tmp_path), f"p{n}"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(2)
-    ]
-    release_when_ready(folder=tmp_path, count=2)
-    outputs = [p.communicate(timeout=60) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
-    import json
-
-    per_process = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    per_process = run_together(script=RELEASE_SCRIPT, count=2, env=env, folder=tmp_path, cwd=REPO)
     together = per_process[0] + per_process[1]
     assert sorted(together) == sorted(lease.id for lease in claimed)  # every row, once
     assert all(per_process), "both processes should have rescued some rows"

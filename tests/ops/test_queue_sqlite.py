@@ -3,13 +3,12 @@ claims from several processes at once serialize and never hand out a row twice."
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.barrier import CHILD_CODE, release_when_ready
+from tests.support.barrier import run_together
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,9 +23,7 @@ MatchRun.objects.bulk_create(
 )
 """
 
-CLAIMER = (
-    CHILD_CODE
-    + """
+CLAIMER = """
 import json, sys, time
 import django
 django.setup()
@@ -39,7 +36,6 @@ while batch := runs_queue.claim(owner=sys.argv[2], limit=5, ttl=30):
     runs_queue.ack_many(leases=batch)
 print(json.dumps(mine))
 """
-)
 
 
 def test_three_processes_claiming_from_sqlite_share_the_rows_without_overlap(tmp_path):
@@ -49,21 +45,7 @@ def test_three_processes_claiming_from_sqlite_share_the_rows_without_overlap(tmp
 
     line = tmp_path / "start"
     line.mkdir()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, str(line), f"w{n}"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(3)
-    ]
-    release_when_ready(folder=line, count=3)
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
-    claimed = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    claimed = run_together(script=CLAIMER, count=3, env=env, folder=line, cwd=REPO)
     every = [item for mine in claimed for item in mine]
 
     assert len(every) == 400
