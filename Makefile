@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchplatform
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install chromium services lint typecheck pytest bench-runs bench-queue clean
+.PHONY: run test install chromium services testdb lint typecheck pytest bench-runs bench-queue clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,16 @@ pytest: install chromium services
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_REDIS_URL) CACHE_URL=$(TEST_REDIS_URL) \
 		$(VENV)/bin/pytest
 
-test: install chromium services lint typecheck
+# The database named in TEST_DATABASE_URL must exist for check and makemigrations --check
+# (the test runner itself works in test_<name>).
+testdb: install services
+	@$(PY) -c "import sys, psycopg; from urllib.parse import urlsplit; \
+	u = urlsplit(sys.argv[1]); name = u.path.lstrip('/'); \
+	c = psycopg.connect(sys.argv[1].replace('/' + name, '/postgres', 1), autocommit=True); \
+	c.execute('SELECT 1 FROM pg_database WHERE datname = %s', (name,)).fetchone() or c.execute(f'CREATE DATABASE \"{name}\"')" \
+	"$(TEST_DATABASE_URL)"
+
+test: install chromium services testdb lint typecheck
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py check
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_REDIS_URL) CACHE_URL=$(TEST_REDIS_URL) \
