@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "ops",
     "flags",
     "runs",
+    "proposals",
 ]
 
 MIDDLEWARE = [
