@@ -188,6 +188,9 @@ CELERY_BEAT_SCHEDULE = {
     "ops.invariants_check": {"task": "ops.invariants_check", "schedule": 60.0},
     "runs.archive": {"task": "runs.archive", "schedule": 24 * 3600.0},
     "ops.prune": {"task": "ops.prune", "schedule": 3600.0},
+    # Every 5 s, so a proposal is finalized well within 10 s of its deadline.
+    "proposals.tick": {"task": "proposals.tick", "schedule": 5.0},
+    "proposals.metrics": {"task": "proposals.metrics", "schedule": 60.0},
 }
 
 # Wake a worker through the broker when a unit of work commits. Off only where no broker
@@ -215,3 +218,23 @@ RUNS_FETCH_MAX_BYTES = env_int("RUNS_FETCH_MAX_BYTES", 1_000_000)
 RUNS_FETCH_MAX_REDIRECTS = env_int("RUNS_FETCH_MAX_REDIRECTS", 5)
 # CIDRs a fetch may reach although they are not public (tests serve pages on 127.0.0.1).
 RUNS_FETCH_ALLOWED_NETWORKS = env_list("RUNS_FETCH_ALLOWED_NETWORKS", [])
+
+# --- proposals -------------------------------------------------------------------------
+# Scale presets set the low marks of the generation queue and of the voting set; the high
+# marks sit 50 % and 20 % above them, as the defaults do (50 -> 75, 10 -> 12).
+PROPOSALS_SCALE_PRESETS = {"small": (50, 10), "medium": (200, 50), "large": (1000, 200)}
+PROPOSALS_SCALE = env_str("PROPOSALS_SCALE", "small")
+if PROPOSALS_SCALE not in PROPOSALS_SCALE_PRESETS:
+    raise ImproperlyConfigured(f"PROPOSALS_SCALE must be one of {', '.join(PROPOSALS_SCALE_PRESETS)}")
+_queue_low, _voting_low = PROPOSALS_SCALE_PRESETS[PROPOSALS_SCALE]
+PROPOSALS_QUEUE_LOW = env_int("PROPOSALS_QUEUE_LOW", _queue_low)
+PROPOSALS_QUEUE_HIGH = env_int("PROPOSALS_QUEUE_HIGH", _queue_low * 3 // 2)
+PROPOSALS_VOTING_LOW = env_int("PROPOSALS_VOTING_LOW", _voting_low)
+PROPOSALS_VOTING_HIGH = env_int("PROPOSALS_VOTING_HIGH", _voting_low * 6 // 5)
+PROPOSALS_VOTERS_PER_PROPOSAL = env_int("PROPOSALS_VOTERS_PER_PROPOSAL", 10)
+PROPOSALS_APPROVE_THRESHOLD = env_int("PROPOSALS_APPROVE_THRESHOLD", 5)
+PROPOSALS_VOTING_WINDOW_SECONDS = env_int("PROPOSALS_VOTING_WINDOW_SECONDS", 3600)
+PROPOSALS_COOLDOWN_DAYS = env_int("PROPOSALS_COOLDOWN_DAYS", 30)
+PROPOSALS_MATCH_TTL_SECONDS = env_int("PROPOSALS_MATCH_TTL_SECONDS", 7 * 24 * 3600)
+SIWE_NONCE_TTL_SECONDS = env_int("SIWE_NONCE_TTL_SECONDS", 300)
+AUTH_RATE = env_str("AUTH_RATE", "30/min")

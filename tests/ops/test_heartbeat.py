@@ -55,11 +55,11 @@ def test_a_real_worker_beats_from_start_up_and_removes_its_row_on_a_clean_shutdo
     import time
     from pathlib import Path
 
-    from tests.support.servers import test_database_url
+    from tests.support.servers import child_database_url
 
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": child_database_url(),
         "CELERY_BROKER_URL": "filesystem://localhost//",
         "MATCHPLATFORM_VAR_DIR": str(tmp_path),
         "OPS_HEARTBEAT_SECONDS": "0.5",

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.db.models.functions import Now
 from django.test import override_settings
 from django.utils import timezone
@@ -24,6 +24,7 @@ from runs.models import MatchRun, MatchRunStatus
 from runs.queue import runs_queue
 from tests.factories import MatchRunFactory
 from tests.support.barrier import run_together
+from tests.support.servers import child_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -281,11 +282,6 @@ def test_requeueing_a_dead_letter_gives_the_row_a_fresh_start():
     assert [lease.id for lease in runs_queue.claim(owner="w", limit=1, ttl=30)] == [run.pk]
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 RELEASE_SCRIPT = """
 import os, sys, time, json
 import django
@@ -310,7 +306,7 @@ def test_release_expired_run_by_two_processes_at_once_rescues_each_row_exactly_o
     while batch := runs_queue.claim(owner="crashed", limit=200, ttl=30):
         claimed += batch
     MatchRun.objects.update(lease_expires_at=Now() - timedelta(seconds=5))
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "matchplatform.settings"}
+    env = {**os.environ, "DATABASE_URL": child_database_url(), "DJANGO_SETTINGS_MODULE": "matchplatform.settings"}
     per_process = run_together(script=RELEASE_SCRIPT, count=2, env=env, folder=tmp_path, cwd=REPO)
     together = per_process[0] + per_process[1]
     assert sorted(together) == sorted(lease.id for lease in claimed)  # every row, once

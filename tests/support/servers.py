@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """The URL of the database this test is using, for child processes."""
     s = connection.settings_dict
     user = s.get("USER") or "postgres"
@@ -36,7 +36,7 @@ def free_port() -> int:
 @contextmanager
 def gunicorn_server(*, env: dict[str, str] | None = None, workers: int = 2, threads: int = 16) -> Iterator[str]:
     port = free_port()
-    child_env = {**os.environ, "DATABASE_URL": test_database_url(), "OPS_WAKE_WORKERS": "false", **(env or {})}
+    child_env = {**os.environ, "DATABASE_URL": child_database_url(), "OPS_WAKE_WORKERS": "false", **(env or {})}
     log = open(f"/tmp/gunicorn-test-{port}.log", "w")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [
