@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("ops.urls")),
     path("api/match/", include("runs.urls")),
+    path("api/", include("proposals.urls")),
 ]

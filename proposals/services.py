@@ -238,7 +238,7 @@ class VoteResult:
 def vote_cast(*, user: User, proposal_id: object, choice: str) -> VoteResult:
     if choice not in Vote.Choice.values:
         raise InvalidInput("Vote yes or no.", code="invalid_choice", fields={"choice": ["Must be yes or no."]})
-    key = _uuid(proposal_id)
+    key = public_id_parse(proposal_id)
     with transaction.atomic():
         proposal = Proposal.objects.select_for_update().filter(public_id=key).first()
         if proposal is None:
@@ -269,7 +269,7 @@ def _deadline_passed(proposal: Proposal) -> bool:
     return bool(Proposal.objects.filter(pk=proposal.pk, deadline__lte=Now()).exists())
 
 
-def _uuid(value: object) -> uuid.UUID:
+def public_id_parse(value: object) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -330,7 +330,7 @@ def proposal_finalize_now(*, proposal_id: int) -> bool:
 # -- matches and conversations ----------------------------------------------------------
 def _match_for(*, user: User, match_id: object, lock: bool = False) -> Match:
     qs = Match.objects.select_for_update() if lock else Match.objects.all()
-    match = qs.filter(Q(member_a=user) | Q(member_b=user), public_id=_uuid(match_id)).first()
+    match = qs.filter(Q(member_a=user) | Q(member_b=user), public_id=public_id_parse(match_id)).first()
     if match is None:
         raise NotFound("No such match.", code="match_not_found")
     return match
@@ -376,7 +376,7 @@ def matches_expire() -> int:
 def conversation_for(*, user: User, conversation_id: object) -> Conversation:
     conversation = (
         Conversation.objects.select_related("match")
-        .filter(Q(match__member_a=user) | Q(match__member_b=user), public_id=_uuid(conversation_id))
+        .filter(Q(match__member_a=user) | Q(match__member_b=user), public_id=public_id_parse(conversation_id))
         .first()
     )
     if conversation is None:

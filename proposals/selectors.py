@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Now
+
+from matchplatform.exceptions import NotFound
+from proposals.models import Conversation, Match, Message, Proposal, ProposalStatus, ProposalVoter, SystemMetric
+from proposals.services import public_id_parse
+
+
+def proposal_next_for_voter(*, user: User) -> Proposal | None:
+    """The voter's open assignment with the nearest deadline."""
+    assignment = (
+        ProposalVoter.objects.filter(
+            voter=user, voted=False, proposal__status=ProposalStatus.VOTING, proposal__deadline__gt=Now()
+        )
+        .select_related("proposal", "proposal__member_a__profile", "proposal__member_b__profile")
+        .order_by("proposal__deadline", "proposal_id")
+        .first()
+    )
+    return assignment.proposal if assignment is not None else None
+
+
+def proposal_for_viewer(*, user: User, proposal_id: object) -> Proposal:
+    """A proposal for its voters and staff; to anyone else it does not exist."""
+    qs = Proposal.objects.select_related("member_a__profile", "member_b__profile")
+    if not user.is_staff:
+        qs = qs.filter(voters__voter=user)
+    proposal = qs.filter(public_id=public_id_parse(proposal_id)).first()
+    if proposal is None:
+        raise NotFound("No such proposal.", code="proposal_not_found")
+    return proposal
+
+
+def matches_for(*, user: User) -> QuerySet[Match]:
+    return (
+        Match.objects.filter(Q(member_a=user) | Q(member_b=user))
+        .select_related("member_a__profile", "member_b__profile", "conversation")
+        .order_by("-created_at", "-id")
+    )
+
+
+def messages_for(*, conversation: Conversation, after_id: int = 0, limit: int = 100) -> QuerySet[Message]:
+    return conversation.messages.filter(id__gt=after_id).select_related("sender__profile").order_by("id")[:limit]
+
+
+def metrics_latest() -> SystemMetric | None:
+    return SystemMetric.objects.order_by("-recorded_at").first()
