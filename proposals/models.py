@@ -109,6 +109,15 @@ class Proposal(models.Model):
         return f"{self.member_a_id}+{self.member_b_id} ({self.status})"
 
 
+class QueuedProposal(Proposal):
+    """The generation queue, as operators see it: the queued proposals."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "generation queue item"
+        verbose_name_plural = "generation queue"
+
+
 class ProposalVoter(models.Model):
     proposal = models.ForeignKey(Proposal, on_delete=models.CASCADE, related_name="voters")
     voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")

@@ -77,3 +77,27 @@ def test_editing_an_investor_in_the_admin_keeps_its_masks_and_the_corpus_version
     assert investor.sector_mask == sector_mask(["space", "travel"])
     assert corpus_version_read() == version + 1
     assert operator.get(reverse("admin:runs_investor_delete", args=[investor.pk])).status_code == 403
+
+
+def test_operators_finalize_a_voting_proposal_from_the_admin(operator, settings):
+    from proposals.models import Match, Proposal, ProposalStatus
+    from proposals.services import member_create, proposal_queue_refill, proposals_open, vote_cast
+
+    settings.PROPOSALS_VOTERS_PER_PROPOSAL = 3
+    for i in range(8):
+        member_create(username=f"v{i}", interests=["ai", "music"])
+    proposal_queue_refill(force=True)
+    proposals_open(force=True)
+    proposal = Proposal.objects.filter(status=ProposalStatus.VOTING).first()
+    vote_cast(user=proposal.voters.first().voter, proposal_id=proposal.public_id, choice="yes")
+    assert operator.get(reverse("admin:proposals_proposal_change", args=[proposal.pk])).status_code == 200
+    assert operator.get(reverse("admin:proposals_queuedproposal_changelist")).status_code == 200
+    response = operator.post(
+        reverse("admin:proposals_proposal_changelist"),
+        {"action": "finalize_now", "_selected_action": [proposal.pk]},
+        follow=True,
+    )
+    assert "Finalized 1 proposal(s)." in response.content.decode()
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.APPROVED  # 1 yes, 0 no
+    assert Match.objects.filter(proposal=proposal).exists()
