@@ -191,6 +191,7 @@ CELERY_BEAT_SCHEDULE = {
     # Every 5 s, so a proposal is finalized well within 10 s of its deadline.
     "proposals.tick": {"task": "proposals.tick", "schedule": 5.0},
     "proposals.metrics": {"task": "proposals.metrics", "schedule": 60.0},
+    "proposals.prune": {"task": "proposals.prune", "schedule": 3600.0},
 }
 
 # Wake a worker through the broker when a unit of work commits. Off only where no broker
@@ -237,4 +238,5 @@ PROPOSALS_VOTING_WINDOW_SECONDS = env_int("PROPOSALS_VOTING_WINDOW_SECONDS", 360
 PROPOSALS_COOLDOWN_DAYS = env_int("PROPOSALS_COOLDOWN_DAYS", 30)
 PROPOSALS_MATCH_TTL_SECONDS = env_int("PROPOSALS_MATCH_TTL_SECONDS", 7 * 24 * 3600)
 SIWE_NONCE_TTL_SECONDS = env_int("SIWE_NONCE_TTL_SECONDS", 300)
+SIWE_CLOCK_SKEW_SECONDS = env_int("SIWE_CLOCK_SKEW_SECONDS", 60)
 AUTH_RATE = env_str("AUTH_RATE", "30/min")

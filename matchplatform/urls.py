@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("ops.urls")),
     path("api/match/", include("runs.urls")),
+    path("api/auth/", include("proposals.urls_auth")),
     path("api/", include("proposals.urls")),
 ]

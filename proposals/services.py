@@ -30,6 +30,7 @@ from proposals.models import (
     ProposalVoter,
     SystemMetric,
     Vote,
+    WalletNonce,
     pair_hash_of,
 )
 from proposals.vocab import INTERESTS, interest_mask
@@ -412,6 +413,14 @@ def metrics_record() -> SystemMetric:
         voters_assigned=ProposalVoter.objects.filter(proposal__status=ProposalStatus.VOTING).count(),
         votes_cast=Vote.objects.count(),
     )
+
+
+def wallet_nonces_prune() -> int:
+    """Drop nonces that can no longer be used: spent, or expired for over a day."""
+    deleted, _ = WalletNonce.objects.filter(
+        Q(used_at__isnull=False) | Q(expires_at__lt=Now() - timedelta(days=1))
+    ).delete()
+    return deleted
 
 
 def member_create(*, username: str, password: str | None = None, **profile: Any) -> User:

@@ -16,6 +16,13 @@ def tick() -> dict[str, int]:
     }
 
 
+@shared_task(name="proposals.prune", time_limit=300, soft_time_limit=280)
+def prune() -> int:
+    from proposals.services import wallet_nonces_prune
+
+    return wallet_nonces_prune()
+
+
 @shared_task(name="proposals.metrics", time_limit=60, soft_time_limit=50)
 def metrics() -> int:
     from proposals.services import metrics_record

@@ -9,6 +9,7 @@ def _quiet_broker(settings):
     # Tests drive the queue directly; only the tests that start real workers wake them.
     settings.OPS_WAKE_WORKERS = False
     settings.RUNS_SUBMIT_RATE = "10000/min"
+    settings.AUTH_RATE = "10000/min"
     cache.clear()
     yield
     cache.clear()

@@ -230,3 +230,15 @@ def test_the_loop_keeps_every_invariant(members, loop_settings):
             assert outcome.state != "error", outcome
             if invariant.kind == "rows":
                 assert outcome.state == "ok", outcome
+
+
+def test_spent_and_long_expired_nonces_are_pruned_and_live_ones_kept():
+    from proposals.models import WalletNonce
+    from proposals.services import wallet_nonces_prune
+
+    live = WalletNonce.objects.create(nonce="live0001", expires_at=Now() + timedelta(minutes=5))
+    WalletNonce.objects.create(nonce="spent001", expires_at=Now() + timedelta(minutes=5), used_at=Now())
+    WalletNonce.objects.create(nonce="stale001", expires_at=Now() - timedelta(days=2))
+    recent = WalletNonce.objects.create(nonce="recent01", expires_at=Now() - timedelta(minutes=1))
+    assert wallet_nonces_prune() == 2
+    assert set(WalletNonce.objects.values_list("pk", flat=True)) == {live.pk, recent.pk}

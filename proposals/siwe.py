@@ -1,0 +1,442 @@
+"""Sign-In with Ethereum (EIP-4361) for members: nonces, the message parser, sign-in.
+
+Trust: the only address this module ever acts on is the one recovered from the signature
+(and required to equal the message's). Nothing a client says about its address directly
+is believed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, ExpressionWrapper, ForeignObjectRel, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils import is_checksum_address, to_checksum_address
+
+from matchplatform.exceptions import ApplicationError, Conflict, Forbidden, InvalidInput
+from proposals.models import Profile, WalletNonce
+
+# Far above any real message (the statement and resources are short); bounds the work a
+# hostile client can ask of the parser.
+MESSAGE_MAX_CHARS = 8192
+
+_NONCE_ALPHABET = string.ascii_letters + string.digits
+# 22 characters of 62 symbols: ~131 bits, above EIP-4361's 96-bit floor.
+_NONCE_LENGTH = 22
+
+# --- RFC 3986 / RFC 3339 / EIP-4361 grammar, as regular expressions -----------------------
+# Explicit ASCII classes throughout: ``\d`` and ``\s`` would admit Unicode.
+_HEX = "0-9A-Fa-f"
+_PCT = f"%[{_HEX}]{{2}}"
+_UNRESERVED = r"A-Za-z0-9\-._~"
+_SUB_DELIMS = r"!$&'()*+,;="
+_PCHAR = f"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
+_SEGMENT = f"{_PCHAR}*"
+_SEGMENT_NZ = f"{_PCHAR}+"
+_QUERY = rf"(?:{_PCHAR}|[/?])*"
+_SCHEME = r"[A-Za-z][A-Za-z0-9+\-.]*"
+
+_URI_RE = re.compile(
+    rf"(?P<scheme>{_SCHEME}):"
+    rf"(?:"
+    rf"//(?P<authority>[^/?#]*)(?:/{_SEGMENT})*"  # "//" authority path-abempty
+    rf"|(?:/(?:{_SEGMENT_NZ}(?:/{_SEGMENT})*)?"  # path-absolute
+    rf"|{_SEGMENT_NZ}(?:/{_SEGMENT})*"  # path-rootless
+    rf")?"  # path-empty
+    rf")"
+    rf"(?:\?{_QUERY})?(?:#{_QUERY})?"
+)
+_AUTHORITY_RE = re.compile(
+    rf"(?:(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*@)?"  # userinfo
+    rf"(?:\[(?P<ip_literal>[^\]]*)\]|(?P<reg_name>(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*))"
+    rf"(?::[0-9]*)?"
+)
+_IPV_FUTURE_RE = re.compile(rf"[vV][{_HEX}]+\.[{_UNRESERVED}{_SUB_DELIMS}:]+")
+
+_HEADER_RE = re.compile(
+    rf"(?:(?P<scheme>{_SCHEME})://)?(?P<domain>[^ ]+) wants you to sign in with your Ethereum account:"
+)
+_ADDRESS_RE = re.compile(r"0x[0-9A-Fa-f]{40}")
+_STATEMENT_RE = re.compile(rf"[{_UNRESERVED}{_SUB_DELIMS}:/?#\[\]@ ]+")
+_CHAIN_ID_RE = re.compile(r"[0-9]{1,78}")  # a uint256 has at most 78 decimal digits
+_NONCE_RE = re.compile(r"[A-Za-z0-9]{8,}")
+_REQUEST_ID_RE = re.compile(f"{_PCHAR}*")
+_DATE_TIME_RE = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))"
+)
+_SIGNATURE_RE = re.compile(r"0x[0-9A-Fa-f]{130}")
+_VERSION_RE = re.compile("1")
+
+_HEADER_SUFFIX = " wants you to sign in with your Ethereum account:"
+
+
+@dataclass(frozen=True)
+class SiweMessage:
+    domain: str
+    address: str
+    statement: str | None
+    uri: str
+    version: str
+    chain_id: int
+    nonce: str
+    issued_at: datetime
+    expiration_time: datetime | None
+    not_before: datetime | None
+    scheme: str | None = None
+    request_id: str | None = None
+    resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MemberSummary:
+    user_id: int
+    username: str
+    wallet_address: str | None
+    display_name: str
+
+
+def _malformed(reason: str) -> InvalidInput:
+    return InvalidInput(f"The sign-in message is malformed: {reason}.", code="siwe_malformed")
+
+
+def _authority_valid(text: str, *, host_required: bool) -> bool:
+    match = _AUTHORITY_RE.fullmatch(text)
+    if match is None:
+        return False
+    literal = match.group("ip_literal")
+    if literal is not None:
+        if _IPV_FUTURE_RE.fullmatch(literal):
+            return True
+        if "%" in literal:  # RFC 3986 has no IPv6 zone identifiers
+            return False
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return False
+        return True
+    return bool(match.group("reg_name")) or not host_required
+
+
+def _uri_valid(text: str) -> bool:
+    match = _URI_RE.fullmatch(text)
+    if match is None:
+        return False
+    authority = match.group("authority")
+    return authority is None or _authority_valid(authority, host_required=False)
+
+
+def _date_time_parse(text: str, *, field: str) -> datetime:
+    match = _DATE_TIME_RE.fullmatch(text)
+    if match is None:
+        raise _malformed(f"{field} is not an RFC 3339 date-time")
+    parts = match.groupdict()
+    second = int(parts["second"])
+    fraction = (parts["fraction"] or "")[:6].ljust(6, "0")
+    microsecond = int(fraction)
+    if second == 60:
+        # A leap second: RFC 3339 allows it, datetime cannot hold it.
+        second, microsecond = 59, 999_999
+    if parts["utc"]:
+        tz = UTC
+    else:
+        off_hour, off_minute = int(parts["off_hour"]), int(parts["off_minute"])
+        if off_hour > 23 or off_minute > 59:
+            raise _malformed(f"{field} has an invalid time offset")
+        offset = timedelta(hours=off_hour, minutes=off_minute)
+        tz = dt_timezone(-offset if parts["sign"] == "-" else offset)
+    try:
+        return datetime(
+            int(parts["year"]),
+            int(parts["month"]),
+            int(parts["day"]),
+            int(parts["hour"]),
+            int(parts["minute"]),
+            second,
+            microsecond,
+            tzinfo=tz,
+        )
+    except ValueError:
+        raise _malformed(f"{field} is not a valid date-time") from None
+
+
+def _tagged(lines: list[str], index: int, tag: str) -> str | None:
+    """The value of line ``index`` if it starts with ``tag``, else None."""
+    if index < len(lines) and lines[index].startswith(tag):
+        return lines[index][len(tag) :]
+    return None
+
+
+def siwe_message_parse(*, message: str) -> SiweMessage:
+    """Parse an EIP-4361 message strictly: the exact line layout of the ABNF, LF line ends,
+    no trailing newline, an EIP-55 checksummed address. Anything else is ``siwe_malformed``."""
+    if not isinstance(message, str) or not message:
+        raise _malformed("it is empty")
+    if len(message) > MESSAGE_MAX_CHARS:
+        raise _malformed(f"it is longer than {MESSAGE_MAX_CHARS} characters")
+    lines = message.split("\n")
+
+    header = _HEADER_RE.fullmatch(lines[0])
+    if header is None:
+        raise _malformed(f"the first line must be '<domain>{_HEADER_SUFFIX}'")
+    domain = header.group("domain")
+    if not _authority_valid(domain, host_required=True):
+        raise _malformed("the domain is not a valid RFC 3986 authority")
+
+    if len(lines) < 5:
+        raise _malformed("it is too short")
+    address = lines[1]
+    if not _ADDRESS_RE.fullmatch(address):
+        raise _malformed("the second line must be a 0x-prefixed 40-digit hex address")
+    if not is_checksum_address(address):
+        raise _malformed("the address is not in EIP-55 checksum form")
+    if lines[2] != "":
+        raise _malformed("an empty line must follow the address")
+
+    # With a statement: address, "", statement, "", URI. Without: address, "", "", URI.
+    statement: str | None = None
+    index = 4
+    if lines[3] != "":
+        statement = lines[3]
+        if not _STATEMENT_RE.fullmatch(statement):
+            raise _malformed("the statement has characters EIP-4361 does not allow")
+        if lines[4] != "":
+            raise _malformed("an empty line must follow the statement")
+        index = 5
+
+    def required(tag: str, pattern: re.Pattern[str], what: str) -> str:
+        nonlocal index
+        value = _tagged(lines, index, tag)
+        if value is None:
+            raise _malformed(f"expected '{tag}...' on line {index + 1}")
+        if not pattern.fullmatch(value):
+            raise _malformed(f"{what} is not valid")
+        index += 1
+        return value
+
+    uri = _tagged(lines, index, "URI: ")
+    if uri is None:
+        raise _malformed(f"expected 'URI: ...' on line {index + 1}")
+    if not _uri_valid(uri):
+        raise _malformed("the URI is not a valid RFC 3986 URI")
+    index += 1
+    version = required("Version: ", _VERSION_RE, "the version (only 1 exists)")
+    chain_id = int(required("Chain ID: ", _CHAIN_ID_RE, "the chain ID"))
+    nonce = required("Nonce: ", _NONCE_RE, "the nonce (8 or more letters and digits)")
+    issued_raw = _tagged(lines, index, "Issued At: ")
+    if issued_raw is None:
+        raise _malformed(f"expected 'Issued At: ...' on line {index + 1}")
+    issued_at = _date_time_parse(issued_raw, field="Issued At")
+    index += 1
+
+    expiration_time: datetime | None = None
+    not_before: datetime | None = None
+    request_id: str | None = None
+    resources: list[str] = []
+    if (value := _tagged(lines, index, "Expiration Time: ")) is not None:
+        expiration_time = _date_time_parse(value, field="Expiration Time")
+        index += 1
+    if (value := _tagged(lines, index, "Not Before: ")) is not None:
+        not_before = _date_time_parse(value, field="Not Before")
+        index += 1
+    if (value := _tagged(lines, index, "Request ID: ")) is not None:
+        if not _REQUEST_ID_RE.fullmatch(value):
+            raise _malformed("the request ID is not valid")
+        request_id = value
+        index += 1
+    if index < len(lines) and lines[index] == "Resources:":
+        index += 1
+        while index < len(lines) and lines[index].startswith("- "):
+            resource = lines[index][2:]
+            if not _uri_valid(resource):
+                raise _malformed(f"resource {len(resources) + 1} is not a valid RFC 3986 URI")
+            resources.append(resource)
+            index += 1
+    if index != len(lines):
+        raise _malformed(f"unexpected content on line {index + 1}")
+
+    return SiweMessage(
+        domain=domain,
+        address=address,
+        statement=statement,
+        uri=uri,
+        version=version,
+        chain_id=chain_id,
+        nonce=nonce,
+        issued_at=issued_at,
+        expiration_time=expiration_time,
+        not_before=not_before,
+        scheme=header.group("scheme"),
+        request_id=request_id,
+        resources=tuple(resources),
+    )
+
+
+def wallet_nonce_issue() -> WalletNonce:
+    """A fresh single-use nonce. Its expiry is computed by the database, the same clock
+    that later decides whether it has expired."""
+    ttl = timedelta(seconds=float(getattr(settings, "SIWE_NONCE_TTL_SECONDS", 300)))
+    value = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(_NONCE_LENGTH))
+    with transaction.atomic():
+        nonce = WalletNonce.objects.create(nonce=value, expires_at=Now() + ttl)
+        nonce.refresh_from_db(fields=["created_at", "expires_at"])
+    return nonce
+
+
+def _signer_recover(*, message: str, signature: str) -> str | None:
+    if not isinstance(signature, str) or not _SIGNATURE_RE.fullmatch(signature):
+        return None
+    try:
+        signer = Account.recover_message(encode_defunct(text=message), signature=signature)
+    except Exception:
+        # Whatever recovery trips on (bad v, r or s, a point off the curve) is a bad signature.
+        return None
+    return str(to_checksum_address(signer))
+
+
+def _times_check(*, parsed: SiweMessage) -> None:
+    now = timezone.now()
+    skew = timedelta(seconds=float(getattr(settings, "SIWE_CLOCK_SKEW_SECONDS", 60)))
+    if parsed.issued_at > now + skew:
+        raise Forbidden("The message was issued in the future.", code="siwe_issued_in_future")
+    if parsed.not_before is not None and parsed.not_before > now + skew:
+        raise Forbidden("The message is not valid yet.", code="siwe_not_yet_valid")
+    if parsed.expiration_time is not None and parsed.expiration_time <= now:
+        raise Forbidden("The message has expired.", code="siwe_message_expired")
+
+
+def _nonce_consume(*, nonce: str) -> None:
+    """Mark the nonce used, atomically: of any number of concurrent sign-ins carrying the
+    same nonce, the row lock lets exactly one update it."""
+    consumed = WalletNonce.objects.filter(nonce=nonce, used_at__isnull=True, expires_at__gt=Now()).update(used_at=Now())
+    if consumed == 1:
+        return
+    row = (
+        WalletNonce.objects.filter(nonce=nonce)
+        .annotate(expired=ExpressionWrapper(Q(expires_at__lte=Now()), output_field=BooleanField()))
+        .values("used_at", "expired")
+        .first()
+    )
+    if row is None:
+        raise Forbidden("This nonce was not issued by this site.", code="siwe_nonce_unknown")
+    if row["used_at"] is not None:
+        raise Forbidden("This nonce has already been used.", code="siwe_nonce_used")
+    raise Forbidden("This nonce has expired; ask for a new one.", code="siwe_nonce_expired")
+
+
+def _short_address(address: str) -> str:
+    return f"{address[:6]}…{address[-4:]}"
+
+
+def _profile_fresh(user: User) -> None:
+    # Writes here go through expressions (Now()) and queryset updates; drop any profile
+    # cached on the user so callers read what the database holds.
+    rel = user._meta.get_field("profile")
+    if isinstance(rel, ForeignObjectRel) and rel.is_cached(user):
+        rel.delete_cached_value(user)
+
+
+def _wallet_link(*, user: User, address: str) -> User | ApplicationError:
+    if Profile.objects.filter(wallet_address=address).exclude(user=user).exists():
+        return Conflict("This wallet is linked to another member.", code="wallet_taken")
+    profile = Profile.objects.select_for_update().filter(user=user).first()
+    if profile is not None and profile.wallet_address and profile.wallet_address != address:
+        # Replacing a verified wallet is a separate, deliberate action, not a side effect
+        # of signing in.
+        return Conflict("Your account is already linked to another wallet.", code="wallet_already_linked")
+    try:
+        with transaction.atomic():
+            if profile is None:
+                Profile.objects.create(
+                    user=user,
+                    display_name=(user.get_full_name() or user.get_username())[:80],
+                    wallet_address=address,
+                    wallet_verified_at=Now(),
+                )
+            else:
+                Profile.objects.filter(pk=profile.pk).update(wallet_address=address, wallet_verified_at=Now())
+    except IntegrityError:
+        # Another member linked the same wallet concurrently (or this user's profile was
+        # created concurrently); the unique constraints decided, not a read.
+        if Profile.objects.filter(wallet_address=address).exclude(user=user).exists():
+            return Conflict("This wallet is linked to another member.", code="wallet_taken")
+        return Conflict("Your profile changed while linking; try again.", code="profile_conflict")
+    _profile_fresh(user)
+    return user
+
+
+def _wallet_member(*, address: str) -> User | ApplicationError:
+    """The member who owns the wallet, created on first sign-in."""
+    UserModel = get_user_model()  # noqa: N806
+    base = address.lower()
+    for username in (base, f"{base}-{secrets.token_hex(3)}", f"{base}-{secrets.token_hex(6)}"):
+        profile = Profile.objects.select_related("user").filter(wallet_address=address).first()
+        if profile is not None:
+            if not profile.user.is_active:
+                return Forbidden("This account is disabled.", code="account_disabled")
+            return profile.user
+        try:
+            with transaction.atomic():
+                # No usable password: this member signs in with the wallet only.
+                user = UserModel.objects.create_user(username=username)
+                Profile.objects.create(
+                    user=user,
+                    display_name=_short_address(address),
+                    wallet_address=address,
+                    wallet_verified_at=Now(),
+                )
+        except IntegrityError:
+            # Either a concurrent first sign-in of the same wallet won (the loop finds its
+            # profile next) or a password member already has this username (next name).
+            continue
+        _profile_fresh(user)
+        return user
+    return Conflict("Could not create a member for this wallet; try again.", code="member_conflict")
+
+
+def wallet_sign_in(*, message: str, signature: str, domain: str, user: User | None = None) -> User:
+    """Verify a signed EIP-4361 message and return the member it signs in.
+
+    ``domain`` is the host the request reached (never a value from the message). With
+    ``user`` (a member already signed in), the wallet is linked to that member instead."""
+    parsed = siwe_message_parse(message=message)
+    if parsed.domain.lower() != domain.lower():
+        raise Forbidden("The message was made for another site.", code="siwe_domain")
+    _times_check(parsed=parsed)
+
+    signer = _signer_recover(message=message, signature=signature)
+    if signer is None or signer != to_checksum_address(parsed.address):
+        raise Forbidden("The signature does not match the message's address.", code="siwe_bad_signature")
+
+    with transaction.atomic():
+        _nonce_consume(nonce=parsed.nonce)
+        outcome = _wallet_link(user=user, address=signer) if user is not None else _wallet_member(address=signer)
+    # A refusal after the nonce was consumed still commits the consumption: a verified
+    # message is single-use whatever came of it.
+    if isinstance(outcome, ApplicationError):
+        raise outcome
+    return outcome
+
+
+def member_summary(*, user: User) -> MemberSummary:
+    profile = Profile.objects.filter(user=user).only("display_name", "wallet_address").first()
+    return MemberSummary(
+        user_id=user.pk,
+        username=user.get_username(),
+        wallet_address=profile.wallet_address if profile else None,
+        display_name=profile.display_name if profile else user.get_username(),
+    )
