@@ -48,7 +48,8 @@ def heartbeat_stop() -> None:
     if running is None:
         return
     running[1].set()
-    running[0].join(timeout=5)
+    # Wait for a beat in flight, or it could write the row again after the delete below.
+    running[0].join(timeout=30)
     try:
         heartbeat_remove()
     except Exception:

@@ -15,8 +15,6 @@ from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,19 +27,6 @@ from proposals.siwe import MESSAGE_MAX_CHARS, member_summary, wallet_nonce_issue
 # The backend that keeps the session valid on later requests; named so that login() works
 # for a wallet member (who never went through authenticate()) even with several backends.
 _SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-class AuthJSONParser(JSONParser):
-    """Parse the body as JSON whatever its Content-Type claims, so that a body which is
-    not JSON is a 400 in the error shape rather than a 415."""
-
-    media_type = "*/*"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 class AuthThrottle(SimpleRateThrottle):
@@ -105,7 +90,6 @@ def _member_data(user: User) -> dict[str, Any]:
 
 class AuthNonceApi(APIView):
     authentication_classes = [SessionAuthentication]
-    parser_classes = [AuthJSONParser]
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
@@ -121,7 +105,6 @@ class AuthNonceApi(APIView):
 
 class AuthSiweApi(APIView):
     authentication_classes = [SessionAuthentication]
-    parser_classes = [AuthJSONParser]
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
@@ -171,7 +154,6 @@ class AuthSiweApi(APIView):
 
 class AuthLoginApi(APIView):
     authentication_classes = [SessionAuthentication]
-    parser_classes = [AuthJSONParser]
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
@@ -196,7 +178,6 @@ class AuthLoginApi(APIView):
 
 class AuthLogoutApi(APIView):
     authentication_classes = [SessionAuthentication]
-    parser_classes = [AuthJSONParser]
 
     @extend_schema(summary="End the session", request=None, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:

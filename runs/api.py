@@ -6,8 +6,6 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,20 +16,6 @@ from matchplatform.exceptions import Conflict
 from runs.models import MatchRun, MatchRunStatus
 from runs.selectors import match_run_get, match_run_matches, match_run_timeline, match_runs_hourly
 from runs.services import match_run_submit
-
-
-class AnyContentJSONParser(JSONParser):
-    """Parse the body as JSON whatever its Content-Type claims, so that a body which is
-    not JSON is a 400 in the error shape rather than a 415."""
-
-    media_type = "*/*"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            # json gives up on deep nesting with RecursionError, not ValueError.
-            raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
 class SubmitThrottle(SimpleRateThrottle):
@@ -109,7 +93,6 @@ class MatchOutputSerializer(serializers.Serializer):
 
 
 class MatchRunSubmitApi(APIView):
-    parser_classes = [AnyContentJSONParser]
     throttle_classes = [SubmitThrottle]
 
     @extend_schema(
