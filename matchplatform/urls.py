@@ -6,6 +6,7 @@ from runs.views import home
 
 urlpatterns = [
     path("", home, name="home"),
+    path("", include("proposals.urls_pages")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -1,0 +1,169 @@
+"""The member pages: sign in and out, vote, matches, a conversation.
+
+Plain Django templates; the pages talk to the JSON API (``proposals.api``) from small
+scripts under ``static/proposals``. The views only decide who may see a page.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse, reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+from rest_framework.throttling import BaseThrottle
+
+from matchplatform.exceptions import NotFound
+from proposals.services import conversation_for
+
+SIGNIN_URL = reverse_lazy("members:signin")
+# Failed password sign-ins allowed per client address within the window, before the page
+# asks the client to wait; a brake on guessing, the API's own throttle covers /api/auth/login.
+SIGNIN_FAILURES_ALLOWED = 10
+SIGNIN_FAILURE_WINDOW_SECONDS = 300
+
+
+class SignInForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    password = forms.CharField(max_length=4096, strip=False, widget=forms.PasswordInput)
+
+
+def _next_path(value: str | None) -> str | None:
+    """``next`` only when it is a path on this site: an absolute or scheme-relative URL
+    (``https://evil.example``, ``//evil.example``, ``/\\evil.example``) is an open redirect."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return None
+    if not url_has_allowed_host_and_scheme(value, allowed_hosts=None):
+        return None
+    return value
+
+
+def _default_next() -> str:
+    return reverse("members:vote")
+
+
+def _failures_key(request: HttpRequest) -> str:
+    # The client as the API's throttles see it (NUM_PROXIES decides whether X-Forwarded-For
+    # is believed), so a proxy in front of the site does not put every member behind one key.
+    ident = BaseThrottle().get_ident(request)  # type: ignore[arg-type]
+    return f"members:signin-failures:{ident}"
+
+
+def _failures_exceeded(request: HttpRequest) -> bool:
+    limit = getattr(settings, "SIGNIN_FAILURES_ALLOWED", SIGNIN_FAILURES_ALLOWED)
+    return int(cache.get(_failures_key(request), 0)) >= limit
+
+
+def _failure_record(request: HttpRequest) -> None:
+    key = _failures_key(request)
+    window = getattr(settings, "SIGNIN_FAILURE_WINDOW_SECONDS", SIGNIN_FAILURE_WINDOW_SECONDS)
+    if not cache.add(key, 1, timeout=window):
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=window)
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@ensure_csrf_cookie
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signin(request: HttpRequest) -> HttpResponse:
+    """Password sign-in (a plain form POST) plus the Sign-In with Ethereum button."""
+    next_path = _next_path(request.POST.get("next") if request.method == "POST" else request.GET.get("next"))
+    form = SignInForm(request.POST or None)
+    error = ""
+    status = 200
+    if request.method == "POST":
+        if _failures_exceeded(request):
+            error = "Too many failed attempts from this address. Please wait a few minutes and try again."
+            status = 429
+        elif not form.is_valid():
+            error = "Enter your username and your password."
+            status = 400
+        else:
+            user = authenticate(request, username=form.cleaned_data["username"], password=form.cleaned_data["password"])
+            if user is None:
+                _failure_record(request)
+                error = "That username and password do not match. Check them and try again."
+                status = 400
+            else:
+                login(request, user)
+                return HttpResponseRedirect(next_path or _default_next())
+    return render(
+        request,
+        "proposals/signin.html",
+        {
+            "nav": "signin",
+            "form": form,
+            "error": error,
+            "next": next_path or "",
+            "continue_to": next_path or _default_next(),
+        },
+        status=status,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signout(request: HttpRequest) -> HttpResponse:
+    """POST ends the session; GET only asks (a link or a prefetch must not sign anyone out)."""
+    if request.method == "POST":
+        logout(request)
+        messages.info(request, "You are signed out.")
+        return HttpResponseRedirect(SIGNIN_URL)
+    return render(request, "proposals/signout.html")
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+@login_required(login_url=SIGNIN_URL)
+@ensure_csrf_cookie
+def vote(request: HttpRequest) -> HttpResponse:
+    return render(request, "proposals/vote.html", {"nav": "vote"})
+
+
+@login_required(login_url=SIGNIN_URL)
+@ensure_csrf_cookie
+def matches(request: HttpRequest) -> HttpResponse:
+    return render(request, "proposals/matches.html", {"nav": "matches"})
+
+
+@login_required(login_url=SIGNIN_URL)
+@ensure_csrf_cookie
+def conversation(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    user = _user(request)
+    try:
+        thread = conversation_for(user=user, conversation_id=conversation_id)
+    except NotFound:
+        # To anyone but its two members the conversation does not exist.
+        raise Http404("No such conversation.") from None
+    match = thread.match
+    other = match.member_b if match.member_a_id == user.pk else match.member_a
+    profile = getattr(other, "profile", None)
+    return render(
+        request,
+        "proposals/conversation.html",
+        {
+            "nav": "matches",
+            "conversation_id": str(thread.public_id),
+            "other_name": profile.display_name if profile else other.get_username(),
+            "match_status": match.get_status_display(),
+            "closed": thread.closed_at is not None,
+        },
+    )
