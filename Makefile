@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchplatform
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install chromium services testdb lint typecheck pytest bench-runs bench-queue clean
+.PHONY: run test install chromium services testdb lint typecheck pytest bench-runs bench-queue bench-proposals clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,9 @@ bench-runs: install services
 
 bench-queue: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/queue.py
+
+bench-proposals: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/proposals.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -188,7 +188,8 @@ CELERY_BEAT_SCHEDULE = {
     "ops.invariants_check": {"task": "ops.invariants_check", "schedule": 60.0},
     "runs.archive": {"task": "runs.archive", "schedule": 24 * 3600.0},
     "ops.prune": {"task": "ops.prune", "schedule": 3600.0},
-    # Every 5 s, so a proposal is finalized well within 10 s of its deadline.
+    # Finalizing every 2 s keeps the lag after a deadline well under 10 s.
+    "proposals.finalize": {"task": "proposals.finalize", "schedule": 2.0},
     "proposals.tick": {"task": "proposals.tick", "schedule": 5.0},
     "proposals.metrics": {"task": "proposals.metrics", "schedule": 60.0},
     "proposals.prune": {"task": "proposals.prune", "schedule": 3600.0},

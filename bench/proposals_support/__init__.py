@@ -1,0 +1,1 @@
+"""Helpers for ``bench/proposals.py`` (the proposals-loop bench); nothing here is production code."""
