@@ -17,7 +17,7 @@ only; no Redis, no Celery (the services are called directly, as beat's tick call
    query per proposal) in the same run. Invariants checked after every fill.
 2. Finalization lag: ``--final-count`` voting proposals (random votes) whose deadlines all
    fall at one instant; two processes loop ``proposals_finalize_due()`` every 0.5 s; the
-   production cadence (the real tick body, one beat message every 5 s taken by whichever of
+   production cadence (the real finalize task, one beat message every 2 s taken by whichever of
    two processes is free, a tick landing just before the deadline); and a naive finalizer in
    one process. Lag per proposal = (first seen finalized | finalized_at) - deadline.
 """
@@ -211,12 +211,15 @@ def part_refill(*, args: argparse.Namespace, scale: Scale) -> ScaleReport:
             t0 = time.perf_counter()
             fast = pairs_best_prefix(**call.args)
             fast_s = time.perf_counter() - t0
+            # Not a check: production pairs within chunks of the pool, which picks different
+            # (as compatible on average) pairs than this exact whole-pool greedy reference.
+            mean_ours = sum(p[2] for p in call.result) / max(len(call.result), 1)
+            mean_ref = sum(p[2] for p in fast) / max(len(fast), 1)
             report.prototype = (
-                f"pairs_best on a pool of {call.pool:,} (limit {call.limit:,}): {fmt_s(call.seconds)} in the refill;"
-                f" prototype bench/proposals_support/fastpairs.py on the same inputs {fmt_s(fast_s)}"
-                f" ({call.seconds / max(fast_s, 1e-9):,.1f}x), same pairs: {fast == call.result}"
+                f"pairs_best on a pool of {call.pool:,} (limit {call.limit:,}): {fmt_s(call.seconds)} in the refill"
+                f" (mean compatibility {mean_ours:.3f}); whole-pool exact greedy reference"
+                f" bench/proposals_support/fastpairs.py on the same inputs {fmt_s(fast_s)} (mean {mean_ref:.3f})"
             )
-            report.checks.append(("prototype pairs_best_prefix gives the same pairs", fast == call.result, ""))
         if not args.skip_naive:
             for rep in range(args.naive_reps):
                 state_reset(vacuum=True)
@@ -504,7 +507,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-naive", action="store_true", help="part 1 without the naive version")
     parser.add_argument("--final-count", type=int, default=1000, help="proposals expiring at once (default 1000)")
     parser.add_argument("--fast-period", type=float, default=0.5, help="finalizer loop period (default 0.5 s)")
-    parser.add_argument("--tick-period", type=float, default=5.0, help="beat's tick period (default 5 s)")
+    parser.add_argument(
+        "--tick-period", type=float, default=2.0, help="beat's proposals.finalize period (default 2 s, as settings)"
+    )
     parser.add_argument("--lead", type=float, default=6.0, help="seconds from setting the deadline to it")
     parser.add_argument("--final-timeout", type=float, default=60.0, help="seconds past the deadline to give up")
     parser.add_argument("--only", default="refill,finalize", help="parts to run: refill,finalize")
@@ -601,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             variants = [
                 Variant("ours", "ours: finalize_due, 2 procs loop", "ours", "loop", 2, args.fast_period),
-                Variant("tick", "ours: real tick body, beat cadence", "tick", "beat", 2, args.tick_period),
+                Variant("tick", "ours: real finalize task, beat cadence", "tick", "beat", 2, args.tick_period),
                 Variant("naive", "naive: per-row, 1 proc loop", "naive", "loop", 1, args.fast_period),
             ]
             if not args.no_prototype:

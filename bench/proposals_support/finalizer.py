@@ -4,8 +4,8 @@
         --period S --first-at EPOCH --until EPOCH --out FILE [--claim-dir DIR]
 
 * ``--task ours``: ``proposals.services.proposals_finalize_due()``;
-  ``tick``: the body of the real beat task ``proposals.tasks.tick`` (finalize, expire matches,
-  refill, open), called in-process; ``naive``: ``naive_finalize_due`` below; ``setbased``: the
+  ``tick``: the real beat task ``proposals.tasks.finalize``, called in-process;
+  ``naive``: ``naive_finalize_due`` below; ``setbased``: the
   prototype in ``bench/proposals_support/setbased.py``.
 * ``--mode loop``: this process calls the task at ``first_at + k * period``; a slot missed
   while busy is skipped (the next call starts at the next slot).
@@ -102,13 +102,13 @@ def main() -> int:
 
     from bench.proposals_support.setbased import finalize_due_setbased
     from proposals.services import proposals_finalize_due
-    from proposals.tasks import tick
+    from proposals.tasks import finalize
 
     def run_task() -> int:
         if args.task == "ours":
             return proposals_finalize_due()
         if args.task == "tick":
-            return int(tick()["finalized"])
+            return int(finalize())
         if args.task == "setbased":
             return finalize_due_setbased()
         return naive_finalize_due()
