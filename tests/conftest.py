@@ -1,7 +1,22 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.core.cache import cache
+from django.db import connections
+
+# Debian's Chromium, driven by Playwright (its own browser download does not work here).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +54,22 @@ def staff_client(django_user_model):
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread, and Django refuses
+    # ORM calls from a thread with a running loop; the test's ORM calls are plain sync code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+            # Inside this block Django's per-context connection store hands the test a
+            # connection of its own; close it here, in the same context, or it outlives the
+            # test and blocks dropping the test database.
+            connections.close_all()

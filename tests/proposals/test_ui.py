@@ -12,27 +12,16 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from django.db import connections
 from django.test import Client
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from proposals.invariants import proposals_healthy
 from proposals.models import Match, Profile, Proposal, ProposalStatus, ProposalVoter, Vote
 from proposals.services import member_create, proposal_queue_refill, proposals_open, vote_cast
 from proposals.vocab import INTERESTS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 15_000
 PASSWORD = "correct horse battery staple"
 
@@ -48,23 +37,6 @@ BIOS = [
     "Designer who writes code. Currently obsessed with onboarding flows.",
     "Researcher turned founder, working on open data for cities.",
 ]
-
-
-@pytest.fixture
-def browser(monkeypatch) -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop running in this thread, and Django refuses
-    # ORM calls from a thread with a running loop; the test's ORM calls are plain sync code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            # Inside this block Django's per-context connection store hands the test a
-            # connection of its own; close it here, in the same context, or it outlives the
-            # test and blocks dropping the test database.
-            connections.close_all()
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from django.db import connections
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from waffle.models import Flag
 from waffle.testutils import override_flag
 
@@ -25,35 +24,8 @@ from tests.factories import InvestorFactory, StartupFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 15_000
 SCREENSHOT = "/tmp/ui-ready.png"
-
-
-@pytest.fixture
-def browser(monkeypatch) -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop running in this thread, and Django refuses
-    # ORM calls from a thread with a running loop; the test's ORM calls are plain sync code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            # Inside this block Django's per-context connection store hands the test a
-            # connection of its own; close it here, in the same context, or it outlives the
-            # test and blocks dropping the test database.
-            connections.close_all()
 
 
 @pytest.fixture
