@@ -125,8 +125,15 @@ def proposal_queue_refill(*, force: bool = False) -> int:
     ids = np.array([p[0] for p in pool], dtype=np.int64)
     masks = np.array([p[1] for p in pool], dtype=np.int64)
     public = np.array([p[2] == Profile.Privacy.PUBLIC for p in pool], dtype=bool)
-    candidates = pairs_best(ids=ids, masks=masks, public=public, limit=need * 2)
-    blocked = _pairs_blocked(pairs=[(a, b) for a, b, _ in candidates])
+    # A pair that is open or cooling down must not use up its two members: pick, look the
+    # picks up, and pick again around the blocked ones until none of the picks is blocked.
+    blocked: set[tuple[int, int]] = set()
+    for _ in range(5):
+        candidates = pairs_best(ids=ids, masks=masks, public=public, limit=need * 2, blocked=blocked)
+        newly = _pairs_blocked(pairs=[(a, b) for a, b, _ in candidates])
+        if not newly:
+            break
+        blocked |= newly
     rows = [
         Proposal(
             member_a_id=a,
