@@ -127,10 +127,11 @@ def proposal_queue_refill(*, force: bool = False) -> int:
     public = np.array([p[2] == Profile.Privacy.PUBLIC for p in pool], dtype=bool)
     # A pair that is open or cooling down must not use up its two members: pick, look the
     # picks up, and pick again around the blocked ones until none of the picks is blocked.
+    # This ends: the blocked set only grows, and the pool has finitely many pairs.
     blocked: set[tuple[int, int]] = set()
-    for _ in range(5):
+    while True:
         candidates = pairs_best(ids=ids, masks=masks, public=public, limit=need * 2, blocked=blocked)
-        newly = _pairs_blocked(pairs=[(a, b) for a, b, _ in candidates])
+        newly = _pairs_blocked(pairs=[(a, b) for a, b, _ in candidates]) - blocked
         if not newly:
             break
         blocked |= newly

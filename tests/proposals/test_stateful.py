@@ -8,6 +8,9 @@ The clock: the services read the database's clock (Django's ``Now()`` is Postgre
 ``statement_timestamp()``). The machine moves it forwards by shifting every stored
 timestamp backwards. Real time still runs underneath (milliseconds per step), so a check
 whose outcome hinges on a deadline crossed *during* a call accepts either side of it.
+
+After the machine: the same machine with the refill's liveness property, and the refill's
+two liveness bugs as plain tests (the first fixed, the second still open).
 """
 
 from __future__ import annotations
@@ -22,10 +25,18 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.test import override_settings
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from matchplatform.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from ops.invariants import invariant_evaluate, invariants_all
@@ -62,7 +73,7 @@ THRESHOLD = 2
 QUEUE_LOW, QUEUE_HIGH = 4, 6
 VOTING_LOW, VOTING_HIGH = 2, 3
 WINDOW = 60
-MATCH_TTL = 300
+MATCH_TTL = 120
 COOLDOWN_DAYS = 30
 
 LOOP_SETTINGS = {
@@ -80,11 +91,12 @@ LOOP_SETTINGS = {
 FINAL = (ProposalStatus.APPROVED, ProposalStatus.REJECTED)
 BOGUS_ID = "00000000-0000-0000-0000-000000000000"
 
-# Around the voting window (60 s), the match TTL and the five-minute "stuck" limit (300 s),
-# and past the cool-down, so that rejected pairs may come back.
+# Half the time a few seconds, so that votes land inside the window; otherwise around the
+# voting window (60 s), the match TTL (120 s), the five-minute "stuck" limit, or past the
+# cool-down, so that rejected pairs may come back.
 CLOCK_STEPS = st.one_of(
-    st.sampled_from([1, 59, 60, 61, 299, 300, 301, 3600, (COOLDOWN_DAYS + 1) * 86400]),
-    st.integers(min_value=1, max_value=600),
+    st.integers(min_value=1, max_value=20),
+    st.sampled_from([59, 60, 61, 119, 120, 121, 299, 300, 301, 3600, (COOLDOWN_DAYS + 1) * 86400]),
 )
 
 TIMESTAMPS: list[tuple[Any, tuple[str, ...]]] = [
@@ -108,21 +120,18 @@ def _ids(qs: Any) -> list[int]:
     return list(qs.order_by("id").values_list("id", flat=True))
 
 
+# Every row of the loop's tables, in full, as one digest per table.
+_FINGERPRINT_SQL = "SELECT " + ", ".join(
+    f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM {model._meta.db_table} t)"
+    for model in (Proposal, ProposalVoter, Vote, Profile, Match, Conversation, Message)
+)
+
+
 def _fingerprint() -> tuple[Any, ...]:
-    """Everything a refused call must leave exactly as it was."""
-    return (
-        list(
-            Proposal.objects.order_by("id").values_list(
-                "id", "status", "yes_count", "no_count", "deadline", "finalized_at"
-            )
-        ),
-        list(ProposalVoter.objects.order_by("id").values_list("id", "voter_id", "voted")),
-        list(Vote.objects.order_by("id").values_list("id", "voter_id", "choice")),
-        list(Profile.objects.order_by("id").values_list("id", "open_assignments")),
-        list(Match.objects.order_by("id").values_list("id", "status", "decision_a", "decision_b", "decided_at")),
-        list(Conversation.objects.order_by("id").values_list("id", "closed_at")),
-        list(Message.objects.order_by("id").values_list("id", flat=True)),
-    )
+    """Everything a refused call must leave exactly as it was (one query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FINGERPRINT_SQL)
+        return tuple(cursor.fetchone())
 
 
 def _eligible_pairs() -> list[tuple[int, int]]:
@@ -145,6 +154,13 @@ def _eligible_pairs() -> list[tuple[int, int]]:
     return [(a, b) for i, a in enumerate(free) for b in free[i + 1 :] if pair_hash_of(a, b) not in blocked]
 
 
+def _draw_from(data: st.DataObject, *querysets: Any) -> int:
+    """A row id from one of the non-empty querysets, each as likely as the others: the rare
+    edges (a deadline just passed, nobody has swept yet) come up as often as the common case."""
+    groups = [ids for ids in map(_ids, querysets) if ids]
+    return data.draw(st.sampled_from(data.draw(st.sampled_from(groups), label="group")), label="row")
+
+
 def _busy() -> set[int]:
     """Members on a side of a queued or voting proposal."""
     rows = Proposal.objects.filter(status__in=[ProposalStatus.QUEUED, ProposalStatus.VOTING])
@@ -152,7 +168,7 @@ def _busy() -> set[int]:
 
 
 class ProposalMachine(RuleBasedStateMachine):
-    # A liveness property, off in the main run: see test_a_forced_refill_proposes_an_eligible_pair.
+    # A liveness property of the refill, checked by RefillLivenessMachine.
     check_refill_liveness = False
 
     def __init__(self, *, members: list[User]) -> None:
@@ -164,7 +180,9 @@ class ProposalMachine(RuleBasedStateMachine):
         self.votes: dict[int, dict[int, str]] = {}  # proposal -> voter -> choice, as cast
         self.messages: Counter[int] = Counter()  # conversation -> messages posted
         self.finalized_upto: datetime | None = None  # the last finalize's start, until the clock moves
-        self.has: dict[str, bool] = dict.fromkeys(("proposal", "assignment", "unvoted", "vote", "match"), False)
+        self.has: dict[str, bool] = dict.fromkeys(
+            ("proposal", "assignment", "unvoted", "voting", "vote", "match"), False
+        )
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
         with connection.cursor() as cursor:  # the refill's ORDER BY random(), repeatable
@@ -181,7 +199,30 @@ class ProposalMachine(RuleBasedStateMachine):
         assert _fingerprint() == before, f"{call.__name__} was refused but changed the state"
 
     # -- the generation queue and opening -----------------------------------------------
-    @rule(force=st.booleans())
+    @initialize()
+    def start_the_loop(self) -> None:
+        self.beat()
+
+    @rule(sweeper=st.sampled_from(["beat", "refill", "forced refill", "open", "forced open", "finalize", "expire"]))
+    def sweep(self, sweeper: str) -> None:
+        """One of beat's sweepers (a forced one, as an operator would run it), or a whole tick."""
+        run = {
+            "beat": self.beat,
+            "refill": lambda: self.refill(force=False),
+            "forced refill": lambda: self.refill(force=True),
+            "open": lambda: self.open_for_voting(force=False),
+            "forced open": lambda: self.open_for_voting(force=True),
+            "finalize": self.finalize_due,
+            "expire": self.expire_matches,
+        }
+        run[sweeper]()
+
+    def beat(self) -> None:
+        self.refill(force=False)
+        self.open_for_voting(force=False)
+        self.finalize_due()
+        self.expire_matches()
+
     def refill(self, force: bool) -> None:
         queued = Proposal.objects.filter(status=ProposalStatus.QUEUED)
         before, busy, existing = queued.count(), _busy(), _ids(Proposal.objects)
@@ -206,7 +247,6 @@ class ProposalMachine(RuleBasedStateMachine):
             left = _eligible_pairs()
             assert queued.count() == QUEUE_HIGH or not left, f"queue at {queued.count()}, pairs left: {left}"
 
-    @rule(force=st.booleans())
     def open_for_voting(self, force: bool) -> None:
         voting = Proposal.objects.filter(status=ProposalStatus.VOTING)
         before, queued = voting.count(), Proposal.objects.filter(status=ProposalStatus.QUEUED).count()
@@ -242,9 +282,32 @@ class ProposalMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has["unvoted"])
     @rule(data=st.data(), choice=st.sampled_from(Vote.Choice.values))
     def vote(self, data: st.DataObject, choice: str) -> None:
+        unvoted = ProposalVoter.objects.filter(voted=False)
+        voting, now = unvoted.filter(proposal__status=ProposalStatus.VOTING), _clock()
+        pk = _draw_from(
+            data,
+            voting.filter(proposal__deadline__gt=now),  # open
+            voting.filter(proposal__deadline__lte=now),  # past its deadline, not finalized yet
+            unvoted,
+        )
+        self._cast(pk, choice)
+
+    @precondition(lambda self: self.has["voting"])
+    @rule(data=st.data(), choice=st.sampled_from(Vote.Choice.values))
+    def all_voters_vote_alike(self, data: st.DataObject, choice: str) -> None:
+        """Every voter of one proposal votes the same way, one after another: a yes approves
+        it at the threshold and the rest are refused; three no leave it to its deadline."""
+        proposal_id = _draw_from(
+            data,
+            Proposal.objects.filter(status=ProposalStatus.VOTING, deadline__gt=_clock()),
+            Proposal.objects.filter(status=ProposalStatus.VOTING),
+        )
+        for pk in _ids(ProposalVoter.objects.filter(proposal_id=proposal_id, voted=False)):
+            self._cast(pk, choice)
+
+    def _cast(self, assignment_id: int, choice: str) -> None:
         """An assigned voter votes: counted while the proposal is open, refused after."""
-        pk = data.draw(st.sampled_from(_ids(ProposalVoter.objects.filter(voted=False))), label="assignment")
-        assignment = ProposalVoter.objects.select_related("proposal", "voter").get(pk=pk)
+        assignment = ProposalVoter.objects.select_related("proposal", "voter").get(pk=assignment_id)
         proposal, voter = assignment.proposal, assignment.voter
         if proposal.status != ProposalStatus.VOTING or proposal.deadline <= _clock():
             self._refused(Conflict, vote_cast, user=voter, proposal_id=proposal.public_id, choice=choice)
@@ -272,54 +335,53 @@ class ProposalMachine(RuleBasedStateMachine):
             assert proposal.status == ProposalStatus.VOTING
 
     @precondition(lambda self: self.has["proposal"])
-    @rule(data=st.data(), choice=st.sampled_from(Vote.Choice.values), bogus=st.booleans())
-    def vote_by_a_non_voter(self, data: st.DataObject, choice: str, bogus: bool) -> None:
-        """A member who is not a voter (the pair included) is refused, on any proposal."""
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["outsider", "unknown proposal", "same vote again", "changed vote", "nonsense"]),
+        choice=st.sampled_from(Vote.Choice.values),
+    )
+    def vote_out_of_turn(self, data: st.DataObject, kind: str, choice: str) -> None:
+        """A member who is not a voter (the pair included) is refused, on any proposal; so is a
+        changed vote, open or not, and a choice that is neither yes nor no. The same vote
+        twice is harmless."""
+        if kind in ("same vote again", "changed vote") and self.has["vote"]:
+            vote = Vote.objects.select_related("voter", "proposal").get(
+                pk=data.draw(st.sampled_from(_ids(Vote.objects)), label="vote")
+            )
+            if kind == "changed vote":
+                other = "no" if vote.choice == "yes" else "yes"
+                self._refused(Conflict, vote_cast, user=vote.voter, proposal_id=vote.proposal.public_id, choice=other)
+                return
+            before = _fingerprint()
+            result = vote_cast(user=vote.voter, proposal_id=vote.proposal.public_id, choice=vote.choice)
+            assert not result.created and result.vote.pk == vote.pk
+            assert _fingerprint() == before
+            return
         proposal = Proposal.objects.get(pk=data.draw(st.sampled_from(_ids(Proposal.objects)), label="proposal"))
         voters = set(ProposalVoter.objects.filter(proposal=proposal).values_list("voter_id", flat=True))
+        if kind == "nonsense" and voters:
+            voter = self.by_id[data.draw(st.sampled_from(sorted(voters)), label="voter")]
+            nonsense = data.draw(st.sampled_from(["", "YES", "maybe", "yes "]), label="choice")
+            self._refused(InvalidInput, vote_cast, user=voter, proposal_id=proposal.public_id, choice=nonsense)
+            return
         user = data.draw(st.sampled_from([m for m in self.members if m.pk not in voters]), label="outsider")
-        if bogus:
+        if kind == "unknown proposal":
             self._refused(NotFound, vote_cast, user=user, proposal_id=BOGUS_ID, choice=choice)
         else:
             self._refused(Forbidden, vote_cast, user=user, proposal_id=proposal.public_id, choice=choice)
 
-    @precondition(lambda self: self.has["vote"])
-    @rule(data=st.data(), same=st.booleans())
-    def vote_again(self, data: st.DataObject, same: bool) -> None:
-        """The same vote twice is harmless; a changed vote is refused, open or not."""
-        vote = Vote.objects.select_related("voter", "proposal").get(
-            pk=data.draw(st.sampled_from(_ids(Vote.objects)), label="vote")
-        )
-        public_id = vote.proposal.public_id
-        if same:
-            before = _fingerprint()
-            result = vote_cast(user=vote.voter, proposal_id=public_id, choice=vote.choice)
-            assert not result.created and result.vote.pk == vote.pk
-            assert _fingerprint() == before
-        else:
-            other = "no" if vote.choice == "yes" else "yes"
-            self._refused(Conflict, vote_cast, user=vote.voter, proposal_id=public_id, choice=other)
-
-    @precondition(lambda self: self.has["assignment"])
-    @rule(data=st.data(), choice=st.sampled_from(["", "YES", "maybe", "yes "]))
-    def vote_nonsense(self, data: st.DataObject, choice: str) -> None:
-        assignment = ProposalVoter.objects.select_related("proposal", "voter").get(
-            pk=data.draw(st.sampled_from(_ids(ProposalVoter.objects)), label="assignment")
-        )
-        self._refused(
-            InvalidInput, vote_cast, user=assignment.voter, proposal_id=assignment.proposal.public_id, choice=choice
-        )
-
     # -- the clock and finalization -----------------------------------------------------
-    @rule(seconds=CLOCK_STEPS)
-    def advance(self, seconds: int) -> None:
+    @rule(seconds=CLOCK_STEPS, then_beat=st.booleans())
+    def advance(self, seconds: int, then_beat: bool) -> None:
+        """Time passes; beat ticks at once, or not yet (deadlines passed, nothing swept)."""
         delta = timedelta(seconds=seconds)
         for model, fields in TIMESTAMPS:
             model.objects.update(**{f: F(f) - delta for f in fields})
         self.shift += delta
         self.finalized_upto = None
+        if then_beat:
+            self.beat()
 
-    @rule()
     def finalize_due(self) -> None:
         voting = dict(
             (pk, (yes, no))
@@ -346,26 +408,15 @@ class ProposalMachine(RuleBasedStateMachine):
                 if inv.name == "proposals.stuck_proposals":
                     assert outcome.state == "ok", outcome
 
-    @rule()
-    def beat(self) -> None:
-        """One tick of the beat sweepers, in order."""
-        self.refill(force=False)
-        self.open_for_voting(force=False)
-        self.finalize_due()
-        self.expire_matches()
-
     # -- matches and conversations ------------------------------------------------------
     @precondition(lambda self: self.has["match"])
-    @rule(data=st.data(), accept=st.booleans(), as_member=st.booleans())
-    def decide(self, data: st.DataObject, accept: bool, as_member: bool) -> None:
-        match = Match.objects.get(pk=data.draw(st.sampled_from(_ids(Match.objects)), label="match"))
+    @rule(data=st.data(), accept=st.booleans())
+    def decide(self, data: st.DataObject, accept: bool) -> None:
+        """One of the pair accepts or rejects: both accepts accept, one reject rejects and
+        closes the conversation; once decided or expired, the match no longer changes."""
+        match = Match.objects.get(pk=self._draw_match(data))
         decision = Match.Decision.ACCEPT if accept else Match.Decision.REJECT
-        pair = (match.member_a_id, match.member_b_id)
-        if not as_member:
-            user = data.draw(st.sampled_from([m for m in self.members if m.pk not in pair]), label="outsider")
-            self._refused(NotFound, match_decide, user=user, match_id=match.public_id, decision=decision)
-            return
-        user = self.by_id[data.draw(st.sampled_from(pair), label="side")]
+        user = self.by_id[data.draw(st.sampled_from((match.member_a_id, match.member_b_id)), label="side")]
         if match.status != Match.Status.PENDING or match.expires_at <= _clock():
             self._refused(Conflict, match_decide, user=user, match_id=match.public_id, decision=decision)
             return
@@ -393,7 +444,42 @@ class ProposalMachine(RuleBasedStateMachine):
         if expected != Match.Status.PENDING:
             assert result.decided_at is not None and start <= result.decided_at <= end
 
-    @rule()
+    @precondition(lambda self: self.has["match"])
+    @rule(data=st.data(), body=st.sampled_from(["Hello!", "  hi  ", "x" * 4000]))
+    def post_message(self, data: st.DataObject, body: str) -> None:
+        """One of the pair speaks: heard while the conversation is open, refused after."""
+        conversation = Conversation.objects.select_related("match").get(match_id=self._draw_match(data))
+        match = conversation.match
+        user = self.by_id[data.draw(st.sampled_from((match.member_a_id, match.member_b_id)), label="side")]
+        kwargs = {"conversation_id": conversation.public_id, "body": body}
+        if conversation.closed_at is not None:
+            self._refused(Conflict, message_post, user=user, **kwargs)
+            return
+        message = message_post(user=user, **kwargs)
+        assert message.body == body.strip() and message.sender_id == user.pk
+        self.messages[conversation.pk] += 1
+
+    @precondition(lambda self: self.has["match"])
+    @rule(data=st.data(), what=st.sampled_from(["accept", "reject", "post"]))
+    def a_stranger_meddles(self, data: st.DataObject, what: str) -> None:
+        """To anyone outside the pair, a match and its conversation do not exist."""
+        match = Match.objects.select_related("conversation").get(pk=self._draw_match(data))
+        pair = (match.member_a_id, match.member_b_id)
+        user = data.draw(st.sampled_from([m for m in self.members if m.pk not in pair]), label="stranger")
+        if what == "post":
+            self._refused(NotFound, message_post, user=user, conversation_id=match.conversation.public_id, body="hi")
+        else:
+            self._refused(NotFound, match_decide, user=user, match_id=match.public_id, decision=what)
+
+    def _draw_match(self, data: st.DataObject) -> int:
+        pending, now = Match.objects.filter(status=Match.Status.PENDING), _clock()
+        return _draw_from(
+            data,
+            pending.filter(expires_at__gt=now),  # still open
+            pending.filter(expires_at__lte=now),  # expired, not swept yet
+            Match.objects.all(),
+        )
+
     def expire_matches(self) -> None:
         pending = _ids(Match.objects.filter(status=Match.Status.PENDING))
         start = _clock()
@@ -407,26 +493,6 @@ class ProposalMachine(RuleBasedStateMachine):
             closed_at = match.conversation.closed_at
             assert closed_at is not None and start <= closed_at <= end
         assert not Match.objects.filter(status=Match.Status.PENDING, expires_at__lte=start).exists()
-
-    @precondition(lambda self: self.has["match"])
-    @rule(data=st.data(), as_member=st.booleans(), body=st.sampled_from(["Hello!", "  hi  ", "x" * 4000]))
-    def post_message(self, data: st.DataObject, as_member: bool, body: str) -> None:
-        conversation = Conversation.objects.select_related("match").get(
-            pk=data.draw(st.sampled_from(_ids(Conversation.objects)), label="conversation")
-        )
-        pair = (conversation.match.member_a_id, conversation.match.member_b_id)
-        kwargs = {"conversation_id": conversation.public_id, "body": body}
-        if not as_member:
-            user = data.draw(st.sampled_from([m for m in self.members if m.pk not in pair]), label="outsider")
-            self._refused(NotFound, message_post, user=user, **kwargs)
-            return
-        user = self.by_id[data.draw(st.sampled_from(pair), label="side")]
-        if conversation.closed_at is not None:
-            self._refused(Conflict, message_post, user=user, **kwargs)
-            return
-        message = message_post(user=user, **kwargs)
-        assert message.body == body.strip() and message.sender_id == user.pk
-        self.messages[conversation.pk] += 1
 
     # -- invariants, after every step ---------------------------------------------------
     @invariant()
@@ -460,6 +526,7 @@ class ProposalMachine(RuleBasedStateMachine):
             "proposal": bool(proposals),
             "assignment": bool(assignments),
             "unvoted": any(not voted for *_, voted in assignments),
+            "voting": any(p["status"] == ProposalStatus.VOTING for p in proposals.values()),
             "vote": bool(votes),
             "match": bool(matches),
         }
@@ -620,11 +687,15 @@ def community(db) -> list[User]:
 
 FAST = settings(
     max_examples=30,
-    stateful_step_count=30,
+    stateful_step_count=25,
     deadline=None,
-    database=None,  # no example database written into the repository
+    database=None,  # no example database (Hypothesis still caches constants in a git-ignored .hypothesis/)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    report_multiple_bugs=False,
 )
+# Shrinking a failure of this machine can take Hypothesis its full five minutes; where a
+# minimal example is written out as a plain test, skip it.
+GENERATE_ONLY = [Phase.explicit, Phase.generate]
 
 
 def test_the_proposal_loop_keeps_its_invariants_under_any_sequence_of_steps(community):
@@ -637,19 +708,20 @@ class RefillLivenessMachine(ProposalMachine):
 
 
 def test_a_refill_leaves_no_two_pairable_members_out_under_any_sequence_of_steps(community):
-    """Fails today: see the next test for the bug, in three members."""
+    """Once the refill stops short of the high mark, no two members it left free can still be
+    paired. Before the refill picked around blocked pairs, this failed within a few examples
+    (shrunk: a beat, 60 s pass, a beat, a beat: the rejected pairs, still the best, were
+    picked again, dropped, and their members left out)."""
     with override_settings(**LOOP_SETTINGS):
         run_state_machine_as_test(
             lambda: RefillLivenessMachine(members=community),
-            settings=settings(FAST, max_examples=25, stateful_step_count=20),
+            settings=settings(FAST, max_examples=10, stateful_step_count=15, phases=GENERATE_ONLY),
         )
 
 
 def test_a_pair_cooling_down_does_not_keep_its_two_members_out_of_the_queue(db):
-    """Fails today. proposal_queue_refill asks pairs_best for the best disjoint pairs first and
-    drops the blocked ones after, so a blocked pair still uses up both of its members: while
-    (a, b) cools down, every refill picks it again, drops it, and neither a nor b is proposed
-    with anyone for the whole cool-down (for good, once a pair was approved)."""
+    """A blocked pair must not use up its two members: (a, b) is the best pair, and while it
+    cools down a and b are still proposed, with c."""
     with override_settings(**{**LOOP_SETTINGS, "PROPOSALS_VOTERS_PER_PROPOSAL": 1}):
         a = member_create(username="a", interests=["ai", "climate", "crypto"])
         b = member_create(username="b", interests=["ai", "climate", "crypto"])
@@ -663,3 +735,44 @@ def test_a_pair_cooling_down_does_not_keep_its_two_members_out_of_the_queue(db):
         created = [proposal_queue_refill(force=True) for _ in range(3)]
 
         assert created[0] == 1, f"refills created {created} proposals though (a, c) and (b, c) were free"
+
+
+# Member 1 was matched with members 2 to 7, its six best partners; 8 and 9 are strangers.
+MANY_MATCHES = [
+    ["devtools", "gaming", "music", "saas", "security", "space", "sports"],
+    ["devtools", "gaming", "music", "saas", "security", "space", "sports"],
+    ["devtools", "gaming", "music", "saas", "security", "space", "sports", "energy"],
+    ["devtools", "gaming", "music", "saas", "security", "sports", "art"],
+    ["saas", "security", "sports"],
+    ["design", "devtools", "gaming", "music", "saas", "security", "space", "sports"],
+    ["devtools", "space"],
+    ["health", "product", "writing"],
+    ["travel", "art", "energy"],
+]
+
+
+def test_a_member_matched_six_times_is_still_proposed(db):
+    """Fails today. proposal_queue_refill picks around the blocked pairs it finds, but for at
+    most five rounds: member 1's six past matches each take a round (one blocked pair shows up
+    per pick), so after the fifth the last pick, (1, 5) or the like, is dropped after all and
+    uses up 1 and 5, though (1, 9) and (5, 9) are free. Picking until no pick is blocked
+    (it ends: the blocked set only grows) pairs them."""
+    with override_settings(**LOOP_SETTINGS):
+        members = [member_create(username=f"p{i}", interests=interests) for i, interests in enumerate(MANY_MATCHES)]
+        first = members[0]
+        for partner in members[1:7]:
+            Proposal.objects.create(
+                member_a=first,
+                member_b=partner,
+                pair_hash=pair_hash_of(first.pk, partner.pk),
+                compatibility=0.9,
+                status=ProposalStatus.APPROVED,
+                voting_started_at=Now(),
+                deadline=Now(),
+                finalized_at=Now(),
+            )
+
+        created = proposal_queue_refill(force=True)
+
+        left = _eligible_pairs()
+        assert not left, f"the refill proposed {created} pairs and left these pairable: {left}"
