@@ -1,20 +1,35 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from matchplatform.exceptions import InvalidInput
+from proposals.feed import (
+    SORTS,
+    SOURCES,
+    STATUSES,
+    FeedPage,
+    event_exists,
+    feed_item_for,
+    feed_page,
+    feed_query_parse,
+    follow_all,
+    item_data,
+    mutual_connections,
+)
 from proposals.invariants import active_voting, proposals_healthy, queue_depth, stuck_proposals
-from proposals.models import Match, Profile, Proposal
-from proposals.selectors import matches_for, messages_for, metrics_latest, proposal_for_viewer, proposal_next_for_voter
+from proposals.models import Profile, Proposal
+from proposals.selectors import messages_for, metrics_latest, proposal_for_viewer, proposal_next_for_voter
 from proposals.services import (
     conversation_for,
     match_decide,
@@ -67,23 +82,6 @@ def proposal_data(proposal: Proposal, *, viewer: User) -> dict[str, Any]:
         "seconds_left": left,
         "yes": proposal.yes_count if viewer.is_staff else None,
         "no": proposal.no_count if viewer.is_staff else None,
-    }
-
-
-def match_data(match: Match, *, viewer: User) -> dict[str, Any]:
-    other = match.member_b if match.member_a_id == viewer.pk else match.member_a
-    mine, theirs = (
-        (match.decision_a, match.decision_b) if match.member_a_id == viewer.pk else (match.decision_b, match.decision_a)
-    )
-    conversation = getattr(match, "conversation", None)
-    return {
-        "match_id": str(match.public_id),
-        "status": match.status,
-        "with": profile_public(getattr(other, "profile", None)),
-        "my_decision": mine or None,
-        "their_decision": theirs or None,
-        "expires_at": match.expires_at,
-        "conversation_id": str(conversation.public_id) if conversation else None,
     }
 
 
@@ -158,29 +156,112 @@ class VoteApi(APIView):
         )
 
 
-class MatchesApi(APIView):
+def _feed_out(page: FeedPage, *, viewer: User, now: datetime) -> list[dict[str, Any]]:
+    return [item_data(item, page=page, viewer=viewer, now=now) for item in page.items]
+
+
+class MatchFeedApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="My matches", responses=dict[str, Any])
+    @extend_schema(
+        summary="My matches feed",
+        description=(
+            "The signed-in member's matches. Filters: `status` (pending, accepted, rejected, expired; "
+            "repeat it or separate with commas), `event` (an event id), `source` (proposal, event), "
+            "`min_compatibility` (0 to 1). Sort: `newest` (default), `compatibility`, `expiring_soon` "
+            "(open pending matches first, soonest deadline first; then the rest, newest first). "
+            "Paging by cursor: pass `next_cursor` back as `cursor`; `page_size` 1 to 100 (default 20)."
+        ),
+        parameters=[
+            OpenApiParameter("status", str, many=True, enum=list(STATUSES)),
+            OpenApiParameter("event", int),
+            OpenApiParameter("source", str, enum=list(SOURCES)),
+            OpenApiParameter("min_compatibility", float),
+            OpenApiParameter("sort", str, enum=list(SORTS)),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=dict[str, Any],
+    )
     def get(self, request: Request) -> Response:
         user = _user(request)
-        return Response({"matches": [match_data(m, viewer=user) for m in matches_for(user=user)[:100]]})
+        query = feed_query_parse(request.query_params)
+        if query.event_id is not None and not event_exists(query.event_id):
+            raise InvalidInput(
+                f"There is no event {query.event_id}.", code="invalid_parameter", fields={"event": ["No such event."]}
+            )
+        now = timezone.now()
+        page = feed_page(user=user, query=query, now=now)
+        return Response(
+            {
+                "results": _feed_out(page, viewer=user, now=now),
+                "next_cursor": page.next_cursor,
+                "page_size": query.page_size,
+                "sort": query.sort,
+            }
+        )
 
 
-class DecisionSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=["accept", "reject"])
-
-
-class MatchDecideApi(APIView):
+class MatchDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="Accept or reject a match", request=DecisionSerializer, responses=dict[str, Any])
-    def post(self, request: Request, match_id: str) -> Response:
-        body = DecisionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+    @extend_schema(summary="One of my matches", responses=dict[str, Any])
+    def get(self, request: Request, match_id: str) -> Response:
         user = _user(request)
-        match = match_decide(user=user, match_id=match_id, decision=body.validated_data["decision"])
-        return Response(match_data(match, viewer=user))
+        now = timezone.now()
+        return Response(_feed_out(feed_item_for(user=user, match_id=match_id), viewer=user, now=now)[0])
+
+
+class MatchAnswerApi(APIView):
+    """POST /api/matches/<id>/accept and /reject. A decided or expired match answers 409."""
+
+    permission_classes = [IsAuthenticated]
+    decision = "accept"
+
+    @extend_schema(summary="Answer a match (accept or reject)", request=None, responses=dict[str, Any])
+    def post(self, request: Request, match_id: str) -> Response:
+        user = _user(request)
+        match_decide(user=user, match_id=match_id, decision=self.decision)
+        now = timezone.now()
+        return Response(_feed_out(feed_item_for(user=user, match_id=match_id), viewer=user, now=now)[0])
+
+
+class MatchFollowAllApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Follow every connection of the other member of an accepted match",
+        request=None,
+        responses=dict[str, Any],
+    )
+    def post(self, request: Request, match_id: str) -> Response:
+        result = follow_all(user=_user(request), match_id=match_id)
+        return Response(
+            {
+                "followed": result.followed,
+                "already_followed": result.already_followed,
+                "skipped_privacy": result.skipped_privacy,
+            }
+        )
+
+
+class MutualConnectionsApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Members you and another member are both connected to",
+        parameters=[OpenApiParameter("member", int, required=True)],
+        responses=dict[str, Any],
+    )
+    def get(self, request: Request) -> Response:
+        unknown = sorted(set(request.query_params) - {"member"})
+        if unknown:
+            raise InvalidInput(
+                f"Unknown parameter {unknown[0]!r}. This endpoint takes: member.",
+                code="invalid_parameter",
+                fields={unknown[0]: ["Unknown parameter."]},
+            )
+        return Response(mutual_connections(user=_user(request), member_id=request.query_params.get("member")))
 
 
 class MessageSerializer(serializers.Serializer):

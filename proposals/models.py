@@ -160,12 +160,39 @@ class Vote(models.Model):
         return f"{self.voter_id}: {self.choice}"
 
 
+class Event(models.Model):
+    """A gathering where members also get matched (a match's ``source`` is then ``event``)."""
+
+    name = models.CharField(max_length=200)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gte=F("starts_at")), name="proposals_event_dates"),
+        ]
+        ordering = ("-starts_at", "id")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MatchStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+class MatchSource(models.TextChoices):
+    PROPOSAL = "proposal", "Community proposal"
+    EVENT = "event", "Event"
+
+
 class Match(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACCEPTED = "accepted", "Accepted"
-        REJECTED = "rejected", "Rejected"
-        EXPIRED = "expired", "Expired"
+    Status = MatchStatus
+    Source = MatchSource
 
     class Decision(models.TextChoices):
         NONE = "", "Undecided"
@@ -173,12 +200,17 @@ class Match(models.Model):
         REJECT = "reject", "Reject"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    proposal = models.OneToOneField(Proposal, on_delete=models.PROTECT, related_name="match")
+    source = models.CharField(max_length=8, choices=MatchSource.choices, default=MatchSource.PROPOSAL)
+    proposal = models.OneToOneField(Proposal, on_delete=models.PROTECT, related_name="match", null=True, blank=True)
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="matches", null=True, blank=True)
     member_a = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     member_b = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    compatibility_score = models.FloatField(default=0.0)
+    status = models.CharField(max_length=10, choices=MatchStatus.choices, default=MatchStatus.PENDING)
     decision_a = models.CharField(max_length=6, choices=Decision.choices, default="", blank=True)
     decision_b = models.CharField(max_length=6, choices=Decision.choices, default="", blank=True)
+    responded_at_a = models.DateTimeField(null=True, blank=True)
+    responded_at_b = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -188,11 +220,100 @@ class Match(models.Model):
             models.Index(fields=["expires_at"], name="proposals_match_expiry", condition=Q(status="pending")),
             models.Index(fields=["member_a", "status"], name="proposals_match_a"),
             models.Index(fields=["member_b", "status"], name="proposals_match_b"),
+            # The business metrics read finished matches by the day they finished.
+            models.Index(fields=["decided_at"], name="proposals_match_decided", condition=Q(decided_at__isnull=False)),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(source="proposal", proposal__isnull=False, event__isnull=True))
+                | Q(source="event", event__isnull=False, proposal__isnull=True),
+                name="proposals_match_source",
+            ),
+            models.CheckConstraint(condition=~Q(member_a=F("member_b")), name="proposals_match_two_members"),
+            models.CheckConstraint(
+                condition=Q(compatibility_score__gte=0.0, compatibility_score__lte=1.0),
+                name="proposals_match_score_range",
+            ),
+            models.UniqueConstraint(
+                fields=["event", "member_a", "member_b"],
+                condition=Q(event__isnull=False),
+                name="proposals_match_once_per_event",
+            ),
         ]
         verbose_name_plural = "matches"
 
     def __str__(self) -> str:
         return f"{self.member_a_id}+{self.member_b_id} ({self.status})"
+
+
+class FeedItem(models.Model):
+    """One member's view of one match: two rows per match, one for each member.
+
+    The feed reads only this table, by one index range per sort, so a page costs the
+    same at page 1 and page 100 however many matches a member has. ``status`` and the
+    sort keys are copies of the match's, kept in step by the services that change a
+    match (``feed_sync``) and checked by the ``proposals.feed_in_step`` invariant."""
+
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    match = models.ForeignKey(Match, on_delete=models.CASCADE, related_name="feed_items")
+    other = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=MatchStatus.choices)
+    compatibility = models.FloatField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+", null=True, db_index=False)
+    source = models.CharField(max_length=8, choices=MatchSource.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "match"], name="proposals_feed_once"),
+        ]
+        indexes = [
+            models.Index(F("member"), F("created_at").desc(), F("id").desc(), name="proposals_feed_newest"),
+            models.Index(F("member"), F("compatibility").desc(), F("id").desc(), name="proposals_feed_compat"),
+            models.Index(
+                fields=["member", "expires_at", "id"], name="proposals_feed_expiring", condition=Q(status="pending")
+            ),
+            models.Index(
+                F("member"), F("status"), F("created_at").desc(), F("id").desc(), name="proposals_feed_status"
+            ),
+            models.Index(
+                F("member"),
+                F("event"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="proposals_feed_event",
+                condition=Q(event__isnull=False),
+            ),
+            models.Index(
+                F("member"),
+                F("source"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="proposals_feed_source",
+                condition=Q(source="event"),
+            ),
+            # A member's connections (accepted matches): mutual connections and follow-all.
+            models.Index(fields=["member", "other"], name="proposals_feed_connections", condition=Q(status="accepted")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} sees match {self.match_id} ({self.status})"
+
+
+class Follow(models.Model):
+    follower = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    followee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follower", "followee"], name="proposals_follow_once"),
+            models.CheckConstraint(condition=~Q(follower=F("followee")), name="proposals_follow_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.follower_id} follows {self.followee_id}"
 
 
 class Conversation(models.Model):

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import NotFound
-from proposals.models import Conversation, Match, Message, Proposal, ProposalStatus, ProposalVoter, SystemMetric
+from proposals.models import Conversation, Message, Proposal, ProposalStatus, ProposalVoter, SystemMetric
 from proposals.services import public_id_parse
 
 
@@ -31,14 +31,6 @@ def proposal_for_viewer(*, user: User, proposal_id: object) -> Proposal:
     if proposal is None:
         raise NotFound("No such proposal.", code="proposal_not_found")
     return proposal
-
-
-def matches_for(*, user: User) -> QuerySet[Match]:
-    return (
-        Match.objects.filter(Q(member_a=user) | Q(member_b=user))
-        .select_related("member_a__profile", "member_b__profile", "conversation")
-        .order_by("-created_at", "-id")
-    )
 
 
 def messages_for(*, conversation: Conversation, after_id: int = 0, limit: int = 100) -> QuerySet[Message]:

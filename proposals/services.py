@@ -22,6 +22,8 @@ from proposals.compat import pairs_best
 from proposals.models import (
     OPEN_PAIR_STATUSES,
     Conversation,
+    Event,
+    FeedItem,
     Match,
     Message,
     Profile,
@@ -299,14 +301,69 @@ def _proposal_finalize(*, proposal: Proposal, approved: bool) -> bool:
         open_assignments=F("open_assignments") - 1
     )
     if approved:
-        match = Match.objects.create(
-            proposal=proposal,
+        _match_create(
             member_a_id=proposal.member_a_id,
             member_b_id=proposal.member_b_id,
-            expires_at=Now() + timedelta(seconds=settings.PROPOSALS_MATCH_TTL_SECONDS),
+            compatibility=proposal.compatibility,
+            proposal=proposal,
         )
-        Conversation.objects.create(match=match)
     return True
+
+
+def _match_create(
+    *,
+    member_a_id: int,
+    member_b_id: int,
+    compatibility: float,
+    proposal: Proposal | None = None,
+    event: Event | None = None,
+) -> Match:
+    """A match, its conversation and its two feed rows, in the caller's transaction."""
+    match = Match.objects.create(
+        proposal=proposal,
+        event=event,
+        source=Match.Source.EVENT if event is not None else Match.Source.PROPOSAL,
+        member_a_id=member_a_id,
+        member_b_id=member_b_id,
+        compatibility_score=min(max(float(compatibility), 0.0), 1.0),
+        expires_at=Now() + timedelta(seconds=settings.PROPOSALS_MATCH_TTL_SECONDS),
+    )
+    # created_at and expires_at are database expressions; read back what was stored.
+    match.refresh_from_db(fields=["created_at", "expires_at"])
+    FeedItem.objects.bulk_create(
+        [
+            FeedItem(
+                member_id=member,
+                other_id=other,
+                match=match,
+                status=match.status,
+                compatibility=match.compatibility_score,
+                created_at=match.created_at,
+                expires_at=match.expires_at,
+                event=event,
+                source=match.source,
+            )
+            for member, other in ((member_a_id, member_b_id), (member_b_id, member_a_id))
+        ]
+    )
+    Conversation.objects.create(match=match)
+    return match
+
+
+def event_match_create(*, event: Event, member_a: User, member_b: User, compatibility: float) -> Match:
+    """Members matched at an event (by its organisers). Once per pair and event."""
+    if member_a.pk == member_b.pk:
+        raise InvalidInput("A match needs two different members.", code="same_member")
+    if not 0.0 <= float(compatibility) <= 1.0:
+        raise InvalidInput(
+            "Compatibility is between 0 and 1.", code="invalid", fields={"compatibility": ["Between 0 and 1."]}
+        )
+    low, high = sorted((member_a.pk, member_b.pk))
+    try:
+        with transaction.atomic():
+            return _match_create(member_a_id=low, member_b_id=high, compatibility=compatibility, event=event)
+    except IntegrityError:
+        raise Conflict("These two members are already matched at this event.", code="already_matched") from None
 
 
 def proposals_finalize_due(*, limit: int = 500) -> int:
@@ -351,16 +408,18 @@ def match_decide(*, user: User, match_id: object, decision: str) -> Match:
     with transaction.atomic():
         match = _match_for(user=user, match_id=match_id, lock=True)
         if match.status != Match.Status.PENDING or Match.objects.filter(pk=match.pk, expires_at__lte=Now()).exists():
-            raise Conflict(f"This match is {match.status} and can no longer change.", code="match_closed")
-        side = "decision_a" if match.member_a_id == user.pk else "decision_b"
-        setattr(match, side, decision)
+            status = Match.Status.EXPIRED if match.status == Match.Status.PENDING else match.status
+            raise Conflict(f"This match is {status} and can no longer change.", code="match_closed")
+        side = "a" if match.member_a_id == user.pk else "b"
+        setattr(match, f"decision_{side}", decision)
         if decision == Match.Decision.REJECT:
             match.status = Match.Status.REJECTED
         elif match.decision_a == match.decision_b == Match.Decision.ACCEPT:
             match.status = Match.Status.ACCEPTED
-        fields: dict[str, Any] = {side: decision, "status": match.status}
+        fields: dict[str, Any] = {f"decision_{side}": decision, f"responded_at_{side}": Now(), "status": match.status}
         if match.status != Match.Status.PENDING:
             fields["decided_at"] = Now()
+            FeedItem.objects.filter(match=match).update(status=match.status)
         Match.objects.filter(pk=match.pk).update(**fields)
         if match.status == Match.Status.REJECTED:
             Conversation.objects.filter(match=match, closed_at__isnull=True).update(closed_at=Now())
@@ -368,18 +427,26 @@ def match_decide(*, user: User, match_id: object, decision: str) -> Match:
     return match
 
 
-def matches_expire() -> int:
-    with transaction.atomic():
-        ids = list(
-            Match.objects.select_for_update(skip_locked=True)
-            .filter(status=Match.Status.PENDING, expires_at__lte=Now())
-            .values_list("id", flat=True)[:1000]
-        )
-        Match.objects.filter(pk__in=ids, status=Match.Status.PENDING).update(
-            status=Match.Status.EXPIRED, decided_at=Now()
-        )
-        Conversation.objects.filter(match_id__in=ids, closed_at__isnull=True).update(closed_at=Now())
-    return len(ids)
+def matches_expire(*, batch: int = 1000) -> int:
+    """Expire every pending match past its deadline, a batch per transaction; rows another
+    process holds are skipped (it is deciding or expiring them)."""
+    done = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                Match.objects.select_for_update(skip_locked=True)
+                .filter(status=Match.Status.PENDING, expires_at__lte=Now())
+                .order_by("expires_at")
+                .values_list("id", flat=True)[:batch]
+            )
+            Match.objects.filter(pk__in=ids, status=Match.Status.PENDING).update(
+                status=Match.Status.EXPIRED, decided_at=Now()
+            )
+            FeedItem.objects.filter(match_id__in=ids).update(status=Match.Status.EXPIRED)
+            Conversation.objects.filter(match_id__in=ids, closed_at__isnull=True).update(closed_at=Now())
+        done += len(ids)
+        if len(ids) < batch:
+            return done
 
 
 def conversation_for(*, user: User, conversation_id: object) -> Conversation:

@@ -2,8 +2,11 @@ from django.urls import path
 
 from proposals.api import (
     ConversationMessagesApi,
-    MatchDecideApi,
-    MatchesApi,
+    MatchAnswerApi,
+    MatchDetailApi,
+    MatchFeedApi,
+    MatchFollowAllApi,
+    MutualConnectionsApi,
     MyProfileApi,
     NextProposalApi,
     ProposalDetailApi,
@@ -16,8 +19,12 @@ urlpatterns = [
     path("proposals/next", NextProposalApi.as_view(), name="proposal-next"),
     path("proposals/<str:proposal_id>", ProposalDetailApi.as_view(), name="proposal-detail"),
     path("proposals/<str:proposal_id>/vote", VoteApi.as_view(), name="proposal-vote"),
-    path("matches", MatchesApi.as_view(), name="matches"),
-    path("matches/<str:match_id>/decision", MatchDecideApi.as_view(), name="match-decide"),
+    path("matches/", MatchFeedApi.as_view(), name="matches"),
+    path("matches/mutual-connections", MutualConnectionsApi.as_view(), name="mutual-connections"),
+    path("matches/<str:match_id>/", MatchDetailApi.as_view(), name="match-detail"),
+    path("matches/<str:match_id>/accept", MatchAnswerApi.as_view(decision="accept"), name="match-accept"),
+    path("matches/<str:match_id>/reject", MatchAnswerApi.as_view(decision="reject"), name="match-reject"),
+    path("matches/<str:match_id>/follow-all", MatchFollowAllApi.as_view(), name="match-follow-all"),
     path("conversations/<str:conversation_id>/messages", ConversationMessagesApi.as_view(), name="conversation"),
     path("proposals-status", SystemStatusApi.as_view(), name="proposals-status"),
 ]

@@ -51,7 +51,10 @@ def endpoints(world):
     return [
         ("get", f"/api/proposals/{p}", None),
         ("post", f"/api/proposals/{p}/vote", {"choice": "yes"}),
-        ("post", f"/api/matches/{m}/decision", {"decision": "accept"}),
+        ("get", f"/api/matches/{m}/", None),
+        ("post", f"/api/matches/{m}/accept", {}),
+        ("post", f"/api/matches/{m}/reject", {}),
+        ("post", f"/api/matches/{m}/follow-all", {}),
         ("get", f"/api/conversations/{c}/messages", None),
         ("post", f"/api/conversations/{c}/messages", {"body": "hi"}),
     ]
@@ -62,7 +65,7 @@ def call(client, method, url, body):
 
 
 def test_anonymous_callers_are_refused_everywhere(world):
-    for method, url, body in [*endpoints(world), ("get", "/api/proposals/next", None), ("get", "/api/matches", None)]:
+    for method, url, body in [*endpoints(world), ("get", "/api/proposals/next", None), ("get", "/api/matches/", None)]:
         response = call(client_for(), method, url, body)
         assert response.status_code in (401, 403), (url, response.status_code)
         assert set(response.json()) == {"error"}
@@ -105,16 +108,10 @@ def test_the_pair_decides_and_talks_while_others_get_404(world):
     assert a.post(f"/api/conversations/{c}/messages", {"body": "Hello"}, format="json").status_code == 201
     thread = b.get(f"/api/conversations/{c}/messages").json()
     assert [m["body"] for m in thread["messages"]] == ["Hello"] and thread["messages"][0]["mine"] is False
-    assert (
-        a.post(f"/api/matches/{match.public_id}/decision", {"decision": "accept"}, format="json").json()["status"]
-        == "pending"
-    )
-    assert (
-        b.post(f"/api/matches/{match.public_id}/decision", {"decision": "accept"}, format="json").json()["status"]
-        == "accepted"
-    )
-    assert [m["status"] for m in a.get("/api/matches").json()["matches"]] == ["accepted"]
-    assert client_for(world["outsider"]).get("/api/matches").json()["matches"] == []
+    assert a.post(f"/api/matches/{match.public_id}/accept").json()["status"] == "pending"
+    assert b.post(f"/api/matches/{match.public_id}/accept").json()["status"] == "accepted"
+    assert [m["status"] for m in a.get("/api/matches/").json()["results"]] == ["accepted"]
+    assert client_for(world["outsider"]).get("/api/matches/").json()["results"] == []
 
 
 def test_next_proposal_never_leaves_a_voter_empty_handed(world):
