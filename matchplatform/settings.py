@@ -191,6 +191,12 @@ CELERY_BEAT_SCHEDULE = {
     # Finalizing every 2 s keeps the lag after a deadline well under 10 s.
     "proposals.finalize": {"task": "proposals.finalize", "schedule": 2.0},
     "proposals.tick": {"task": "proposals.tick", "schedule": 5.0},
+    # A pending match past its deadline turns expired within this period (the feed already
+    # shows it as expired the moment its deadline passes).
+    "proposals.expire_matches": {
+        "task": "proposals.expire_matches",
+        "schedule": env_float("PROPOSALS_EXPIRE_SECONDS", 15.0),
+    },
     "proposals.metrics": {"task": "proposals.metrics", "schedule": 60.0},
     "proposals.prune": {"task": "proposals.prune", "schedule": 3600.0},
 }

@@ -6,6 +6,8 @@ from django.http import HttpRequest
 
 from proposals.models import (
     Conversation,
+    Event,
+    Follow,
     Match,
     Message,
     Profile,
@@ -88,9 +90,38 @@ class GenerationQueueAdmin(ReadOnly):
 
 @admin.register(Match)
 class MatchAdmin(ReadOnly):
-    list_display = ("public_id", "member_a", "member_b", "status", "decision_a", "decision_b", "expires_at")
-    list_filter = ("status",)
+    list_display = (
+        "public_id",
+        "member_a",
+        "member_b",
+        "source",
+        "event",
+        "compatibility_score",
+        "status",
+        "decision_a",
+        "decision_b",
+        "expires_at",
+    )
+    list_filter = ("status", "source")
+    list_select_related = ("member_a", "member_b", "event")
     search_fields = ("public_id", "member_a__username", "member_b__username")
+    # At millions of matches an exact count per page view is the slow part of the list.
+    show_full_result_count = False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("name", "starts_at", "ends_at", "created_at")
+    search_fields = ("name",)
+    date_hierarchy = "starts_at"
+
+
+@admin.register(Follow)
+class FollowAdmin(ReadOnly):
+    list_display = ("follower", "followee", "created_at")
+    list_select_related = ("follower", "followee")
+    search_fields = ("follower__username", "followee__username")
+    show_full_result_count = False
 
 
 @admin.register(Conversation)

@@ -124,6 +124,8 @@ def feed_query_parse(params: Mapping[str, Any]) -> FeedQuery:
 
     statuses: list[str] = []
     for value in _values(params, "status"):
+        if not value.strip():  # an empty value is no filter, like a blank form field
+            continue
         for part in value.split(","):
             part = part.strip()
             if part not in STATUSES:
@@ -314,23 +316,22 @@ def _connections_of(member_id: int) -> QuerySet[FeedItem]:
 
 def _connections_around(*, user: User, others: Sequence[User]) -> tuple[dict[int, int], set[int]]:
     """For a page's other members: which are the viewer's connections, and how many
-    connections each shares with the viewer that the viewer may see (two queries)."""
+    connections each shares with the viewer that the viewer may see. Two queries for any
+    page size (privacy is applied here, on the page's few members)."""
     if not others:
         return {}, set()
     ids = list({o.pk for o in others})
     mine = _connections_of(user.pk)
     connected = set(mine.filter(other_id__in=ids).values_list("other_id", flat=True))
-    visible = [o.pk for o in others if profile_visible(o, connected=o.pk in connected)]
-    if not visible:
-        return {}, connected
-    shared = (
-        FeedItem.objects.filter(member_id__in=visible, status=ACCEPTED, other_id__in=mine.values("other_id"))
+    shared = dict(
+        FeedItem.objects.filter(member_id__in=ids, status=ACCEPTED, other_id__in=mine.values("other_id"))
         .exclude(_hidden_connection(user))
         .values("member_id")
         .annotate(n=Count("other_id", distinct=True))
         .values_list("member_id", "n")
     )
-    return dict(shared), connected
+    visible = {o.pk for o in others if profile_visible(o, connected=o.pk in connected)}
+    return {member: n for member, n in shared.items() if member in visible}, connected
 
 
 def _hidden_connection(viewer: User) -> Q:

@@ -9,7 +9,7 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import Now
 
 from ops.invariants import figure_invariant, rows_invariant
-from proposals.models import OPEN_PAIR_STATUSES, Profile, Proposal, ProposalStatus, SystemMetric, Vote
+from proposals.models import OPEN_PAIR_STATUSES, Match, Profile, Proposal, ProposalStatus, SystemMetric, Vote
 
 APP = "proposals"
 
@@ -68,6 +68,31 @@ def stuck_proposals() -> float:
     return float(
         Proposal.objects.filter(status=ProposalStatus.VOTING, deadline__lt=Now() - timedelta(minutes=5)).count()
     )
+
+
+@rows_invariant(
+    name="proposals.matches_expire_on_time",
+    app=APP,
+    description="No pending match is more than 60 s past its deadline (the expiry sweep is running)",
+)
+def matches_overdue() -> list[str]:
+    overdue = Match.objects.filter(status=Match.Status.PENDING, expires_at__lt=Now() - timedelta(seconds=60))
+    return [
+        f"match {pid} due {due:%Y-%m-%d %H:%M:%S}" for pid, due in overdue.values_list("public_id", "expires_at")[:20]
+    ]
+
+
+@rows_invariant(
+    name="proposals.feed_in_step",
+    app=APP,
+    description="Matches finished in the last day show the same status in both members' feeds",
+)
+def feed_out_of_step() -> list[str]:
+    # Bounded to the last day's finished matches (an index range), so it stays cheap at
+    # millions of matches; a status change is where feed rows could drift.
+    recent = Match.objects.filter(decided_at__gte=Now() - timedelta(days=1))
+    wrong = recent.annotate(rows=Count("feed_items", filter=Q(feed_items__status=F("status")))).exclude(rows=2)
+    return [f"match {pid}: {rows} of 2 feed rows agree" for pid, rows in wrong.values_list("public_id", "rows")[:20]]
 
 
 def _latest() -> SystemMetric | None:

@@ -90,6 +90,7 @@ LOOP_SETTINGS = {
 
 FINAL = (ProposalStatus.APPROVED, ProposalStatus.REJECTED)
 BOGUS_ID = "00000000-0000-0000-0000-000000000000"
+LIVENESS = {"proposals.matches_expire_on_time"}
 
 # Half the time a few seconds, so that votes land inside the window; otherwise around the
 # voting window (60 s), the match TTL (120 s), the five-minute "stuck" limit, or past the
@@ -498,7 +499,9 @@ class ProposalMachine(RuleBasedStateMachine):
     @invariant()
     def registered_row_invariants_hold(self) -> None:
         for inv in invariants_all():
-            if inv.app == "proposals" and inv.kind == "rows":
+            # "Expired on time" is about beat running, and this machine moves the clock
+            # without beat on purpose; expire_matches checks the sweep itself.
+            if inv.app == "proposals" and inv.kind == "rows" and inv.name not in LIVENESS:
                 outcome = invariant_evaluate(inv)
                 assert outcome.state == "ok", outcome
 
