@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.throttling import BaseThrottle
 
 from matchplatform.exceptions import NotFound
+from proposals.models import Event, FeedItem
 from proposals.services import conversation_for
 
 SIGNIN_URL = reverse_lazy("members:signin")
@@ -138,10 +139,23 @@ def vote(request: HttpRequest) -> HttpResponse:
     return render(request, "proposals/vote.html", {"nav": "vote"})
 
 
+# The event filter lists at most this many of the member's events, latest first.
+MATCHES_EVENTS_LISTED = 200
+
+
 @login_required(login_url=SIGNIN_URL)
 @ensure_csrf_cookie
 def matches(request: HttpRequest) -> HttpResponse:
-    return render(request, "proposals/matches.html", {"nav": "matches"})
+    """The matches feed. The page reads the feed API itself; the view only lists the events
+    the member has matches at, for the event filter (one query on the feed's event index)."""
+    user = _user(request)
+    at = FeedItem.objects.filter(member=user, event__isnull=False).values("event_id")
+    events = Event.objects.filter(pk__in=at).order_by("-starts_at", "id").only("id", "name", "starts_at")
+    return render(
+        request,
+        "proposals/matches.html",
+        {"nav": "matches", "events": list(events[:MATCHES_EVENTS_LISTED])},
+    )
 
 
 @login_required(login_url=SIGNIN_URL)

@@ -295,11 +295,13 @@ def test_two_matched_members_talk_in_their_conversation_until_one_rejects_the_ma
     expect(row).to_have_count(1)
     expect(row.get_by_test_id("match-name")).to_have_text("Bob Babbage")
     expect(row.get_by_test_id("match-status")).to_have_text("Pending")
-    expect(row.get_by_test_id("match-expiry")).to_have_text(re.compile(r"^in \d+ days$"))
+    expect(row.get_by_test_id("match-source")).to_have_text("Community proposal")
+    expect(row.get_by_test_id("match-time-left")).to_have_text(re.compile(r"^[67] d \d{1,2} h left$"))
     expect(row.get_by_test_id("match-my-decision")).to_have_text("Not answered")
     row.get_by_test_id("match-accept").click()
     expect(row.get_by_test_id("match-my-decision")).to_have_text("Accepted")
     expect(row.get_by_test_id("match-accept")).to_have_count(0)
+    expect(row.get_by_test_id("match-waiting")).to_have_text("You accepted; waiting for Bob Babbage to answer.")
     page_a.screenshot(path="/tmp/ui-matches.png", full_page=True)
     row.get_by_test_id("match-conversation").click()
     expect(page_a).to_have_url(re.compile(re.escape(conversation_path) + "$"))
@@ -350,6 +352,8 @@ def test_two_matched_members_talk_in_their_conversation_until_one_rejects_the_ma
     row_b.get_by_test_id("match-reject").click()
     expect(row_b.get_by_test_id("match-status")).to_have_text("Turned down")
     expect(row_b.get_by_test_id("match-their-decision")).to_have_text("Accepted")
+    expect(row_b.get_by_test_id("match-my-decision")).to_have_text("Turned down")
+    expect(row_b.get_by_test_id("match-conversation")).to_have_count(0)  # a turned-down match has none
     for viewer in (page_a, page_b):
         expect(viewer.get_by_test_id("conversation-closed")).to_be_visible()
         expect(viewer.get_by_label("Your message")).to_be_disabled()
