@@ -164,6 +164,7 @@ class MatchFeedApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
+        operation_id="matches_feed",
         summary="My matches feed",
         description=(
             "The signed-in member's matches. Filters: `status` (pending, accepted, rejected, expired; "
@@ -205,7 +206,7 @@ class MatchFeedApi(APIView):
 class MatchDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="One of my matches", responses=dict[str, Any])
+    @extend_schema(operation_id="match_detail", summary="One of my matches", responses=dict[str, Any])
     def get(self, request: Request, match_id: str) -> Response:
         user = _user(request)
         now = timezone.now()
