@@ -13,6 +13,7 @@ from proposals.api import (
     SystemStatusApi,
     VoteApi,
 )
+from proposals.api_metrics import MatchMetricsApi
 
 urlpatterns = [
     path("me/profile", MyProfileApi.as_view(), name="my-profile"),
@@ -21,6 +22,7 @@ urlpatterns = [
     path("proposals/<str:proposal_id>/vote", VoteApi.as_view(), name="proposal-vote"),
     path("matches/", MatchFeedApi.as_view(), name="matches"),
     path("matches/mutual-connections", MutualConnectionsApi.as_view(), name="mutual-connections"),
+    path("matches/metrics", MatchMetricsApi.as_view(), name="match-metrics"),
     path("matches/<str:match_id>/", MatchDetailApi.as_view(), name="match-detail"),
     path("matches/<str:match_id>/accept", MatchAnswerApi.as_view(decision="accept"), name="match-accept"),
     path("matches/<str:match_id>/reject", MatchAnswerApi.as_view(decision="reject"), name="match-reject"),
