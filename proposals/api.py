@@ -28,6 +28,7 @@ from proposals.feed import (
     mutual_connections,
 )
 from proposals.invariants import active_voting, proposals_healthy, queue_depth, stuck_proposals
+from proposals.match_metrics import db_now
 from proposals.models import Profile, Proposal
 from proposals.selectors import messages_for, metrics_latest, proposal_for_viewer, proposal_next_for_voter
 from proposals.services import (
@@ -191,7 +192,7 @@ class MatchFeedApi(APIView):
             raise InvalidInput(
                 f"There is no event {query.event_id}.", code="invalid_parameter", fields={"event": ["No such event."]}
             )
-        now = timezone.now()
+        now = db_now()
         page = feed_page(user=user, query=query, now=now)
         return Response(
             {
@@ -209,7 +210,7 @@ class MatchDetailApi(APIView):
     @extend_schema(operation_id="match_detail", summary="One of my matches", responses=dict[str, Any])
     def get(self, request: Request, match_id: str) -> Response:
         user = _user(request)
-        now = timezone.now()
+        now = db_now()
         return Response(_feed_out(feed_item_for(user=user, match_id=match_id), viewer=user, now=now)[0])
 
 
@@ -223,7 +224,7 @@ class MatchAnswerApi(APIView):
     def post(self, request: Request, match_id: str) -> Response:
         user = _user(request)
         match_decide(user=user, match_id=match_id, decision=self.decision)
-        now = timezone.now()
+        now = db_now()
         return Response(_feed_out(feed_item_for(user=user, match_id=match_id), viewer=user, now=now)[0])
 
 
@@ -242,6 +243,7 @@ class MatchFollowAllApi(APIView):
                 "followed": result.followed,
                 "already_followed": result.already_followed,
                 "skipped_privacy": result.skipped_privacy,
+                "network_visible": result.network_visible,
             }
         )
 

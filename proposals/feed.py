@@ -49,46 +49,66 @@ def _bad(parameter: str, message: str) -> InvalidInput:
 
 
 # -- the query --------------------------------------------------------------------------
+def _aware(value: object) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError
+    return parsed
+
+
 @dataclass(frozen=True)
 class Cursor:
+    """Where the next page starts: the sort key and id of the last item shown. For
+    ``expiring_soon`` also the moment its first page split open pending matches from the
+    rest (``as_of``), so a match that expires while the member pages stays where it was
+    shown and does not come again in the second part."""
+
     sort: str
     segment: int  # expiring_soon: 0 = open pending matches, 1 = the rest; 0 otherwise
     key: datetime | float
     id: int
+    as_of: datetime | None = None
 
     def encode(self) -> str:
         key = self.key.isoformat() if isinstance(self.key, datetime) else self.key
-        raw = json.dumps([1, self.sort, self.segment, key, self.id], separators=(",", ":"))
+        payload: list[object] = [1, self.sort, self.segment, key, self.id]
+        if self.as_of is not None:
+            payload.append(self.as_of.isoformat())
+        raw = json.dumps(payload, separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, value: str, *, sort: str) -> Cursor:
         message = "This cursor is not one the feed gave out; start again without it."
-        if len(value) > 200:
+        if len(value) > 300:
             raise _bad("cursor", message)
         try:
             raw = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-            version, cursor_sort, segment, key, item_id = raw
+            if not isinstance(raw, list) or len(raw) not in (5, 6):
+                raise ValueError
+            version, cursor_sort, segment, key, item_id = raw[:5]
         except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
             raise _bad("cursor", message) from None
         if version != 1 or cursor_sort not in SORTS or segment not in (0, 1) or type(item_id) is not int:
             raise _bad("cursor", message)
         if cursor_sort != sort:
             raise _bad("cursor", f"This cursor belongs to sort={cursor_sort}; use it with that sort.")
+        if (len(raw) == 6) != (sort == "expiring_soon"):
+            raise _bad("cursor", message)
         try:
-            if sort != "compatibility":
-                if not isinstance(key, str):
-                    raise ValueError
-                parsed: datetime | float = datetime.fromisoformat(key)
-                if parsed.tzinfo is None:  # type: ignore[union-attr]
-                    raise ValueError
-            else:
+            parsed: datetime | float
+            if sort == "compatibility":
                 if type(key) not in (int, float) or not math.isfinite(key):
                     raise ValueError
                 parsed = float(key)
-        except ValueError:
+            else:
+                parsed = _aware(key)
+            as_of = _aware(raw[5]) if len(raw) == 6 else None
+        except (ValueError, OverflowError):
             raise _bad("cursor", message) from None
-        return cls(sort=sort, segment=segment, key=parsed, id=item_id)
+        return cls(sort=sort, segment=segment, key=parsed, id=item_id, as_of=as_of)
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,8 @@ def feed_query_parse(params: Mapping[str, Any]) -> FeedQuery:
     raw_min = _one(params, "min_compatibility")
     if raw_min:
         try:
+            if not raw_min.isascii():  # float() would take other scripts' digits
+                raise ValueError
             min_compatibility = float(raw_min)
         except ValueError:
             min_compatibility = math.nan
@@ -254,15 +276,17 @@ def feed_page(*, user: User, query: FeedQuery, now: datetime) -> FeedPage:
         rows = _rows(qs.order_by("-compatibility", "-id"), want)
         segments = [0] * len(rows)
     else:
-        # Open pending matches first, soonest deadline first; then everything else, newest first.
+        # Open pending matches first, soonest deadline first; then everything else, newest
+        # first. The split stays where the first page put it (as_of) for the whole walk.
+        as_of = cursor.as_of if cursor is not None and cursor.as_of is not None else now
         if (not query.statuses or PENDING in query.statuses) and (cursor is None or cursor.segment == 0):
-            first = qs.filter(_open(now))
+            first = qs.filter(_open(as_of))
             if cursor is not None:
                 first = first.filter(_after_asc("expires_at", cursor))
             rows = _rows(first.order_by("expires_at", "id"), want)
             segments = [0] * len(rows)
         if len(rows) < want:
-            rest = qs.exclude(_open(now))
+            rest = qs.exclude(_open(as_of))
             if cursor is not None and cursor.segment == 1:
                 rest = rest.filter(_after_desc("created_at", cursor))
             more = _rows(rest.order_by("-created_at", "-id"), want - len(rows))
@@ -280,7 +304,12 @@ def feed_page(*, user: User, query: FeedQuery, now: datetime) -> FeedPage:
             key = last.expires_at
         else:
             key = last.created_at
-        next_cursor = Cursor(sort=query.sort, segment=segment, key=key, id=last.pk).encode()
+        as_of_next = (
+            (query.cursor.as_of if query.cursor and query.cursor.as_of else now)
+            if query.sort == "expiring_soon"
+            else None
+        )
+        next_cursor = Cursor(sort=query.sort, segment=segment, key=key, id=last.pk, as_of=as_of_next).encode()
     mutual, connected = _connections_around(user=user, others=[row.other for row in rows])
     return FeedPage(items=rows, next_cursor=next_cursor, mutual=mutual, connected=connected)
 
@@ -367,7 +396,7 @@ def item_data(item: FeedItem, *, page: FeedPage, viewer: User, now: datetime) ->
     return {
         "match_id": str(match.public_id),
         "status": status,
-        "compatibility": round(item.compatibility, 4),
+        "compatibility": item.compatibility,
         "created_at": item.created_at,
         "expires_at": item.expires_at,
         "seconds_left": left,
@@ -405,6 +434,12 @@ def mutual_connections(*, user: User, member_id: object) -> dict[str, Any]:
         raise _bad("member", "Mutual connections are between you and another member.")
     mine = _connections_of(user.pk)
     connected = mine.filter(other_id=member.pk).exists()
+    # Beyond public members, only members one has a match with can be asked about: anyone
+    # else answers like an unknown id (no names, and no telling which ids exist).
+    if _privacy(member) != Profile.Privacy.PUBLIC and not (
+        connected or FeedItem.objects.filter(member=user, other=member).exists()
+    ):
+        raise NotFound("No such member.", code="member_not_found")
     if not profile_visible(member, connected=connected):
         return {"member": member_card(member, connected=connected), "visible": False, "count": 0, "results": []}
     shared_ids = (
@@ -429,6 +464,7 @@ class FollowAllResult:
     followed: int
     already_followed: int
     skipped_privacy: int
+    network_visible: bool = True
 
 
 def follow_all(*, user: User, match_id: object) -> FollowAllResult:
@@ -448,6 +484,9 @@ def follow_all(*, user: User, match_id: object) -> FollowAllResult:
             code="match_not_accepted",
         )
     other = match.member_b if match.member_a_id == user.pk else match.member_a
+    if not profile_visible(other, connected=True):
+        # A private member's connections are theirs alone: not even how many there are.
+        return FollowAllResult(followed=0, already_followed=0, skipped_privacy=0, network_visible=False)
     theirs = list(
         _connections_of(other.pk)
         .exclude(other_id=user.pk)
@@ -455,8 +494,6 @@ def follow_all(*, user: User, match_id: object) -> FollowAllResult:
         .distinct()
         .order_by("other_id")
     )
-    if not profile_visible(other, connected=True):
-        return FollowAllResult(followed=0, already_followed=0, skipped_privacy=len(theirs))
     my_connections = set(_connections_of(user.pk).values_list("other_id", flat=True))
     allowed = [
         member

@@ -279,6 +279,13 @@ class FeedItem(models.Model):
             ),
             models.Index(
                 F("member"),
+                F("status"),
+                F("compatibility").desc(),
+                F("id").desc(),
+                name="proposals_feed_status_compat",
+            ),
+            models.Index(
+                F("member"),
                 F("event"),
                 F("created_at").desc(),
                 F("id").desc(),

@@ -411,6 +411,11 @@ def match_decide(*, user: User, match_id: object, decision: str) -> Match:
             status = Match.Status.EXPIRED if match.status == Match.Status.PENDING else match.status
             raise Conflict(f"This match is {status} and can no longer change.", code="match_closed")
         side = "a" if match.member_a_id == user.pk else "b"
+        answered = getattr(match, f"decision_{side}")
+        if answered == decision:  # the same answer again (a retry): nothing changes
+            return match
+        if answered:
+            raise Conflict(f"You have already answered this match ({answered}).", code="already_answered")
         setattr(match, f"decision_{side}", decision)
         if decision == Match.Decision.REJECT:
             match.status = Match.Status.REJECTED

@@ -4,32 +4,25 @@ import django.db.models.deletion
 import django.db.models.functions.datetime
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models import OuterRef, Subquery
 
 
 def matches_backfill(apps, schema_editor):
-    """Matches made before the feed existed: their score from the proposal, and their
-    two feed rows."""
+    """Matches made before the feed existed: their score from their proposal, and their two
+    feed rows. Three set-based statements (PostgreSQL and SQLite alike), not a loop per match."""
     Match = apps.get_model("proposals", "Match")
+    Proposal = apps.get_model("proposals", "Proposal")
     FeedItem = apps.get_model("proposals", "FeedItem")
-    for match in Match.objects.select_related("proposal").iterator(chunk_size=2000):
-        if match.proposal is not None:
-            Match.objects.filter(pk=match.pk).update(compatibility_score=match.proposal.compatibility)
-            match.compatibility_score = match.proposal.compatibility
-        FeedItem.objects.bulk_create(
-            [
-                FeedItem(
-                    member_id=member,
-                    other_id=other,
-                    match_id=match.pk,
-                    status=match.status,
-                    compatibility=match.compatibility_score,
-                    created_at=match.created_at,
-                    expires_at=match.expires_at,
-                    event_id=match.event_id,
-                    source=match.source,
-                )
-                for member, other in ((match.member_a_id, match.member_b_id), (match.member_b_id, match.member_a_id))
-            ]
+    Match.objects.filter(proposal__isnull=False).update(
+        compatibility_score=Subquery(Proposal.objects.filter(pk=OuterRef("proposal_id")).values("compatibility")[:1])
+    )
+    feed, match = FeedItem._meta.db_table, Match._meta.db_table
+    columns = "member_id, other_id, match_id, status, compatibility, created_at, expires_at, event_id, source"
+    for member, other in (("member_a_id", "member_b_id"), ("member_b_id", "member_a_id")):
+        schema_editor.execute(
+            f"INSERT INTO {feed} ({columns}) "
+            f"SELECT {member}, {other}, id, status, compatibility_score, created_at, expires_at, event_id, source "
+            f"FROM {match}"
         )
 
 

@@ -5,7 +5,7 @@
  *                                          -> {results: [item], next_cursor, page_size, sort}
  *   GET  /api/matches/<id>/                -> item
  *   POST /api/matches/<id>/accept|reject   -> item (409 once decided or expired)
- *   POST /api/matches/<id>/follow-all      -> {followed, already_followed, skipped_privacy}
+ *   POST /api/matches/<id>/follow-all      -> {followed, already_followed, skipped_privacy, network_visible}
  *   GET  /api/matches/mutual-connections?member=<id> -> {member, visible, count, results}
  *
  * The filters, the sort and the page size live in the page's query string (a reload keeps
@@ -633,8 +633,9 @@
           return;
         }
         var r = result.body;
-        resultNode.textContent =
-          "Followed " +
+        resultNode.textContent = r.network_visible === false
+          ? "Their connections are private: nobody to follow."
+          : "Followed " +
           (r.followed || 0) +
           " · " +
           (r.already_followed || 0) +

@@ -422,6 +422,15 @@ class ProposalMachine(RuleBasedStateMachine):
             self._refused(Conflict, match_decide, user=user, match_id=match.public_id, decision=decision)
             return
         other = match.decision_b if user.pk == match.member_a_id else match.decision_a
+        mine = match.decision_a if user.pk == match.member_a_id else match.decision_b
+        if mine and mine != decision:  # an answer is final
+            self._refused(Conflict, match_decide, user=user, match_id=match.public_id, decision=decision)
+            return
+        if mine == decision:  # the same answer again changes nothing
+            before = _fingerprint()
+            assert match_decide(user=user, match_id=match.public_id, decision=decision).status == match.status
+            assert _fingerprint() == before
+            return
         before, start = _fingerprint(), _clock()
         try:
             result = match_decide(user=user, match_id=match.public_id, decision=decision)
