@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchplatform
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install chromium services testdb lint typecheck pytest bench-runs bench-queue bench-proposals clean
+.PHONY: run test install chromium services testdb lint typecheck pytest bench-runs bench-queue bench-proposals bench-feed clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ services:
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py seed_members --if-empty
 	@bash bin/run-all
 
 lint: install
@@ -74,6 +75,9 @@ bench-queue: install services
 
 bench-proposals: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/proposals.py
+
+bench-feed: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/feed.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

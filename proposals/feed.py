@@ -252,9 +252,15 @@ def _after_asc(field_name: str, cursor: Cursor) -> Q:
 
 
 def _rows(qs: QuerySet[FeedItem], limit: int) -> list[FeedItem]:
+    """The page's rows in two steps inside one statement: its ids from the feed index
+    (``ORDER BY … LIMIT`` on an index range), then the joins for those rows only. Joining
+    first let the planner misjudge a long pending segment and sort hundreds of joined rows
+    (bench/feed: 15 ms instead of 0.5 ms at page 100 of ``expiring_soon``)."""
     if limit <= 0:
         return []
-    return list(qs.select_related("other__profile", "match__conversation", "event")[:limit])
+    ids = qs.values("pk")[:limit]
+    rows = FeedItem.objects.filter(pk__in=ids).select_related("other__profile", "match__conversation", "event")
+    return list(rows.order_by(*qs.query.order_by))
 
 
 def feed_page(*, user: User, query: FeedQuery, now: datetime) -> FeedPage:

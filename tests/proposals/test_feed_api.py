@@ -685,6 +685,9 @@ def test_each_sort_and_filter_reads_its_index_without_sorting(feed_world, params
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute("EXPLAIN " + sql)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert index in plan, plan
-    assert " Sort " not in plan and "Sort Key" not in plan, plan
+        plan = [row[0] for row in cursor.fetchall()]
+    # The page's ids come from one index range under the LIMIT, unsorted; only the page's
+    # own few rows may be put back in order above it.
+    below_limit = "\n".join(plan[next(i for i, line in enumerate(plan) if "Limit" in line) :])
+    assert index in below_limit, "\n".join(plan)
+    assert "Sort" not in below_limit, "\n".join(plan)

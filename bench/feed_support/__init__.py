@@ -1,0 +1,1 @@
+"""Support modules for bench/feed.py (the matches feed: keyset vs offset at 4.1M matches)."""
