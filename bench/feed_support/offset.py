@@ -1,8 +1,10 @@
 """The plain alternative: the same feed, paged with OFFSET/LIMIT (``?page=N``).
 
 Same member, filters, order and serialization as ``proposals.api.MatchFeedApi`` (it uses
-``proposals.feed``'s ``_filtered``, ``_rows``, ``_open``, ``_connections_around`` and
-``item_data``); only the paging differs. Like the keyset feed it reads ``page_size + 1``
+``proposals.feed``'s ``_filtered``, ``_open``, ``_connections_around`` and ``item_data``);
+only the paging differs. Its rows are read the plain way, the joins and OFFSET/LIMIT in one
+query (the feed's own ``_rows`` picks ids from the index first, which would also make a deep
+OFFSET cheap here and hide what plain offset paging costs). Like the keyset feed it reads ``page_size + 1``
 rows to know whether a next page exists, so it pays no COUNT(*) per page (offset at its best).
 ``expiring_soon`` keeps the feed's two segments: OFFSET into the open pending matches
 (soonest first), and once those run out, OFFSET into the rest (newest first); the size of the
@@ -30,7 +32,6 @@ from proposals.feed import (
     _connections_around,
     _filtered,
     _open,
-    _rows,
     event_exists,
     feed_query_parse,
     item_data,
@@ -38,6 +39,13 @@ from proposals.feed import (
 from proposals.match_metrics import db_now
 
 PAGE_MAX = 100_000
+
+
+def _rows(qs: Any, limit: int) -> list[Any]:
+    """Plain offset paging: the joined rows, OFFSET and LIMIT in one statement."""
+    if limit <= 0:
+        return []
+    return list(qs.select_related("other__profile", "match__conversation", "event")[:limit])
 
 
 def offset_page(*, user: User, query: FeedQuery, page: int, now: datetime) -> tuple[FeedPage, bool]:
