@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Func, IntegerField
 
 
@@ -30,3 +32,15 @@ class MillisecondsSince(Func):
             template="CAST(ROUND((julianday('now') - julianday(%(expressions)s)) * 86400000) AS INTEGER)",
             **extra,
         )
+
+
+def db_now() -> datetime:
+    """The database's clock, as an aware UTC datetime."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+            (text,) = cursor.fetchone()
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        cursor.execute("SELECT statement_timestamp()")
+        (value,) = cursor.fetchone()
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)

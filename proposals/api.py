@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from matchplatform.exceptions import InvalidInput
+from ops.db import db_now
 from proposals.feed import (
     SORTS,
     SOURCES,
@@ -28,7 +29,6 @@ from proposals.feed import (
     mutual_connections,
 )
 from proposals.invariants import active_voting, proposals_healthy, queue_depth, stuck_proposals
-from proposals.match_metrics import db_now
 from proposals.models import Profile, Proposal
 from proposals.selectors import messages_for, metrics_latest, proposal_for_viewer, proposal_next_for_voter
 from proposals.services import (

@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from matchplatform.exceptions import InvalidInput
+from ops.db import db_now
 from proposals.models import FeedItem, Match, MatchStatus
 
 DAYS_DEFAULT = 30
@@ -72,18 +73,6 @@ def _bad_days(message: str) -> InvalidInput:
 
 
 # -- the clock and the window ----------------------------------------------------------
-def db_now() -> datetime:
-    """The database's clock, as an aware UTC datetime."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
-            (text,) = cursor.fetchone()
-            return datetime.fromisoformat(text).replace(tzinfo=UTC)
-        cursor.execute("SELECT statement_timestamp()")
-        (value,) = cursor.fetchone()
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def window_start(now: datetime, days: int) -> datetime:
     """Midnight UTC of the first of the ``days`` days that end with ``now``'s day."""
     first = now.astimezone(UTC).date() - timedelta(days=days - 1)

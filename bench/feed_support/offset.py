@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from matchplatform.exceptions import InvalidInput
+from ops.db import db_now
 from proposals.feed import (
     PENDING,
     FeedPage,
@@ -36,7 +37,6 @@ from proposals.feed import (
     feed_query_parse,
     item_data,
 )
-from proposals.match_metrics import db_now
 
 PAGE_MAX = 100_000
 
