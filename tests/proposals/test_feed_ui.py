@@ -9,14 +9,13 @@ follows all of an accepted match's connections.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from proposals.models import Event, FeedItem, Follow, Match, Profile, Proposal, ProposalStatus
 from proposals.services import (
@@ -27,36 +26,11 @@ from proposals.services import (
     proposals_open,
     vote_cast,
 )
+from tests.support.ui import sign_in_form
 
-TIMEOUT_MS = 15_000
 PASSWORD = "correct horse battery staple"
 GUESTS = 20
 SEVEN_DAYS_LEFT = re.compile(r"^[67] d \d{1,2} h left$")
-
-
-@pytest.fixture
-def new_context(browser: Browser, live_server) -> Iterator[Callable[..., BrowserContext]]:
-    contexts: list[BrowserContext] = []
-
-    def make(**options) -> BrowserContext:
-        context = browser.new_context(
-            base_url=live_server.url, viewport=options.pop("viewport", {"width": 1100, "height": 900}), **options
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield make
-    finally:
-        for context in contexts:
-            context.close()
-
-
-@pytest.fixture
-def page(new_context) -> Page:
-    return new_context().new_page()
 
 
 @dataclass
@@ -160,10 +134,7 @@ def world(settings) -> World:
 
 # --- helpers -----------------------------------------------------------------------------
 def sign_in(page: Page, username: str = "mia", *, next_path: str = "/matches") -> None:
-    page.goto(f"/signin?next={next_path}")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_test_id("signin-submit").click()
+    sign_in_form(page, username, PASSWORD, next_path=next_path)
     expect(page).to_have_url(re.compile(r"/matches(\?.*)?$"))
 
 

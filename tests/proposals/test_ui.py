@@ -9,20 +9,19 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Callable, Iterator
 
 import pytest
 from django.test import Client
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from proposals.invariants import proposals_healthy
 from proposals.models import Match, Profile, Proposal, ProposalStatus, ProposalVoter, Vote
 from proposals.services import member_create, proposal_queue_refill, proposals_open, vote_cast
 from proposals.vocab import INTERESTS
+from tests.support.ui import sign_in_form
 
-TIMEOUT_MS = 15_000
 PASSWORD = "correct horse battery staple"
 
 FIRST = ["Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret", "Tim", "Radia", "Ken", "Barbara", "Dennis",
@@ -37,31 +36,6 @@ BIOS = [
     "Designer who writes code. Currently obsessed with onboarding flows.",
     "Researcher turned founder, working on open data for cities.",
 ]
-
-
-@pytest.fixture
-def new_context(browser: Browser, live_server) -> Iterator[Callable[..., BrowserContext]]:
-    contexts: list[BrowserContext] = []
-
-    def make(**options) -> BrowserContext:
-        context = browser.new_context(
-            base_url=live_server.url, viewport=options.pop("viewport", {"width": 1100, "height": 900}), **options
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield make
-    finally:
-        for context in contexts:
-            context.close()
-
-
-@pytest.fixture
-def page(new_context) -> Page:
-    return new_context().new_page()
 
 
 @pytest.fixture
@@ -97,10 +71,7 @@ def beat() -> None:
 
 
 def sign_in(page: Page, username: str, password: str = PASSWORD, *, next_path: str | None = None) -> None:
-    page.goto("/signin" + (f"?next={next_path}" if next_path else ""))
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_test_id("signin-submit").click()
+    sign_in_form(page, username, password, next_path=next_path)
 
 
 # Records whether the "no proposals" panel was ever shown, however briefly.
