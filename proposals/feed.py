@@ -269,6 +269,9 @@ def feed_page(*, user: User, query: FeedQuery, now: datetime) -> FeedPage:
     qs = _filtered(user=user, query=query, now=now)
     want = query.page_size + 1
     cursor = query.cursor
+    # expiring_soon: the moment that splits open pending matches from the rest, kept from
+    # the first page for the whole walk (None for the other sorts).
+    as_of = (cursor.as_of if cursor is not None and cursor.as_of else now) if query.sort == "expiring_soon" else None
     rows: list[FeedItem] = []
     segments: list[int] = []
     if query.sort == "newest":
@@ -283,8 +286,8 @@ def feed_page(*, user: User, query: FeedQuery, now: datetime) -> FeedPage:
         segments = [0] * len(rows)
     else:
         # Open pending matches first, soonest deadline first; then everything else, newest
-        # first. The split stays where the first page put it (as_of) for the whole walk.
-        as_of = cursor.as_of if cursor is not None and cursor.as_of is not None else now
+        # first.
+        assert as_of is not None
         if (not query.statuses or PENDING in query.statuses) and (cursor is None or cursor.segment == 0):
             first = qs.filter(_open(as_of))
             if cursor is not None:
@@ -310,12 +313,7 @@ def feed_page(*, user: User, query: FeedQuery, now: datetime) -> FeedPage:
             key = last.expires_at
         else:
             key = last.created_at
-        as_of_next = (
-            (query.cursor.as_of if query.cursor and query.cursor.as_of else now)
-            if query.sort == "expiring_soon"
-            else None
-        )
-        next_cursor = Cursor(sort=query.sort, segment=segment, key=key, id=last.pk, as_of=as_of_next).encode()
+        next_cursor = Cursor(sort=query.sort, segment=segment, key=key, id=last.pk, as_of=as_of).encode()
     mutual, connected = _connections_around(user=user, others=[row.other for row in rows])
     return FeedPage(items=rows, next_cursor=next_cursor, mutual=mutual, connected=connected)
 
