@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -155,11 +155,22 @@ def _eligible_pairs() -> list[tuple[int, int]]:
     return [(a, b) for i, a in enumerate(free) for b in free[i + 1 :] if pair_hash_of(a, b) not in blocked]
 
 
+def _pick(data: st.DataObject, items: Sequence[Any], label: str) -> Any:
+    """One of ``items``, by a draw whose shape does not depend on how many there are.
+
+    Which rows exist can depend on the wall clock (a deadline a second away passes during a
+    slow step), and Hypothesis, replaying a run's first steps seconds later, fails the test as
+    "inconsistent data generation" when a replay draws differently: ``sampled_from`` over a
+    list of another length (or of one item, which draws nothing) would. A fixed-range integer
+    taken modulo the length draws the same whatever the rows; it shrinks to the first item."""
+    return items[data.draw(st.integers(min_value=0, max_value=1023), label=label) % len(items)]
+
+
 def _draw_from(data: st.DataObject, *querysets: Any) -> int:
     """A row id from one of the non-empty querysets, each as likely as the others: the rare
     edges (a deadline just passed, nobody has swept yet) come up as often as the common case."""
     groups = [ids for ids in map(_ids, querysets) if ids]
-    return data.draw(st.sampled_from(data.draw(st.sampled_from(groups), label="group")), label="row")
+    return _pick(data, _pick(data, groups, "group"), "row")
 
 
 def _busy() -> set[int]:
@@ -346,9 +357,7 @@ class ProposalMachine(RuleBasedStateMachine):
         changed vote, open or not, and a choice that is neither yes nor no. The same vote
         twice is harmless."""
         if kind in ("same vote again", "changed vote") and self.has["vote"]:
-            vote = Vote.objects.select_related("voter", "proposal").get(
-                pk=data.draw(st.sampled_from(_ids(Vote.objects)), label="vote")
-            )
+            vote = Vote.objects.select_related("voter", "proposal").get(pk=_pick(data, _ids(Vote.objects), "vote"))
             if kind == "changed vote":
                 other = "no" if vote.choice == "yes" else "yes"
                 self._refused(Conflict, vote_cast, user=vote.voter, proposal_id=vote.proposal.public_id, choice=other)
@@ -358,14 +367,14 @@ class ProposalMachine(RuleBasedStateMachine):
             assert not result.created and result.vote.pk == vote.pk
             assert _fingerprint() == before
             return
-        proposal = Proposal.objects.get(pk=data.draw(st.sampled_from(_ids(Proposal.objects)), label="proposal"))
+        proposal = Proposal.objects.get(pk=_pick(data, _ids(Proposal.objects), "proposal"))
         voters = set(ProposalVoter.objects.filter(proposal=proposal).values_list("voter_id", flat=True))
         if kind == "nonsense" and voters:
-            voter = self.by_id[data.draw(st.sampled_from(sorted(voters)), label="voter")]
+            voter = self.by_id[_pick(data, sorted(voters), "voter")]
             nonsense = data.draw(st.sampled_from(["", "YES", "maybe", "yes "]), label="choice")
             self._refused(InvalidInput, vote_cast, user=voter, proposal_id=proposal.public_id, choice=nonsense)
             return
-        user = data.draw(st.sampled_from([m for m in self.members if m.pk not in voters]), label="outsider")
+        user = _pick(data, [m for m in self.members if m.pk not in voters], "outsider")
         if kind == "unknown proposal":
             self._refused(NotFound, vote_cast, user=user, proposal_id=BOGUS_ID, choice=choice)
         else:
@@ -475,7 +484,7 @@ class ProposalMachine(RuleBasedStateMachine):
         """To anyone outside the pair, a match and its conversation do not exist."""
         match = Match.objects.select_related("conversation").get(pk=self._draw_match(data))
         pair = (match.member_a_id, match.member_b_id)
-        user = data.draw(st.sampled_from([m for m in self.members if m.pk not in pair]), label="stranger")
+        user = _pick(data, [m for m in self.members if m.pk not in pair], "stranger")
         if what == "post":
             self._refused(NotFound, message_post, user=user, conversation_id=match.conversation.public_id, body="hi")
         else:
