@@ -67,8 +67,20 @@ def worker_runs_tasks_in_main_process(sender: object) -> bool:
     return not type(getattr(sender, "pool", None)).__module__.endswith(".prefork")
 
 
+def in_main_process() -> bool:
+    from billiard.process import current_process
+
+    return bool(current_process().name == "MainProcess")
+
+
 @worker_process_init.connect
 def _on_process_init(**kwargs: object) -> None:
+    # The solo pool sends this from the main process while the worker is still being built,
+    # before Celery installs its SIGTERM handler: a SIGTERM then kills the process outright
+    # and its row would stay behind, looking like a dead worker. The main process starts
+    # beating at worker_ready instead, once a SIGTERM means a clean shutdown.
+    if in_main_process():
+        return
     from matchplatform.celery import app
 
     heartbeat_start(queues=_queues(app))

@@ -44,6 +44,25 @@ def test_worker_ids_differ_per_process():
     assert worker_id() not in others
 
 
+def test_a_solo_pool_being_built_does_not_start_beating_before_the_worker_can_shut_down_cleanly():
+    # Celery's solo pool sends worker_process_init from the main process while the worker is
+    # still being built, before its SIGTERM handler exists; a beat started there was left
+    # behind when a SIGTERM came in that window (the process died without cleaning up).
+    import os
+
+    from celery.concurrency.solo import TaskPool
+
+    from ops import signals
+
+    assert signals.in_main_process()
+    signals._started.pop(os.getpid(), None)
+    try:
+        TaskPool()
+        assert os.getpid() not in signals._started
+    finally:
+        signals.heartbeat_stop()
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("pool", ["solo", "prefork"])
@@ -65,12 +84,13 @@ def test_a_real_worker_beats_from_start_up_and_removes_its_row_on_a_clean_shutdo
         "OPS_HEARTBEAT_SECONDS": "0.5",
     }
     celery = str(Path(sys.executable).parent / "celery")
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [celery, "-A", "matchplatform", "worker", f"--pool={pool}", "-c", "1", "--without-gossip", "--without-mingle"],
         cwd=Path(__file__).resolve().parents[2],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -84,8 +104,10 @@ def test_a_real_worker_beats_from_start_up_and_removes_its_row_on_a_clean_shutdo
         assert beat.queues == ["celery"]
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
-        assert not WorkerHeartbeat.objects.exists()
+        left = list(WorkerHeartbeat.objects.values("worker_id", "pid", "last_seen"))
+        assert not left, (left, proc.pid, (tmp_path / "worker.log").read_text()[-4000:])
     finally:
+        log.close()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
