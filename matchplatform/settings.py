@@ -77,10 +77,21 @@ TEMPLATES = [
     }
 ]
 
+# Hot read paths (the matches feed, the session's user) run through ops.db.prepared_cursor:
+# on PostgreSQL their statements are prepared once per connection instead of planned on every
+# request. Off for a connection pooler that cannot keep prepared statements (PgBouncer in
+# transaction mode before 1.22, or without max_prepared_statements).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
     if env_bool("DB_CONN_HEALTH_CHECKS", True):
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # psycopg prepares a statement after this many runs on a connection (0: at once; a
+        # count would compete with every ORM query's text for psycopg's 100-entry counter);
+        # Django turns preparing off by default, and its own cursors bind on the client and
+        # never prepare, so only the statements run through prepared_cursor are affected.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 0)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -101,9 +112,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHE_URL = env_str("CACHE_URL")
 if CACHE_URL.startswith(("redis://", "rediss://")):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {"default": {"BACKEND": "matchplatform.cache.SharedClientRedisCache", "LOCATION": CACHE_URL}}
+    # Sessions are read from the shared cache (written to both, so a cache flush signs no
+    # one out): a signed-in request costs a Redis GET instead of a database query. Not with
+    # the in-process cache, where a sign-out in one process would not reach the others.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Django's ModelBackend with a prepared lookup of the session's user (matchplatform/auth.py).
+# Django's own stays listed so that sessions signed in before (which name it) stay valid; it
+# never checks a password (the first backend refuses a wrong one outright).
+AUTHENTICATION_BACKENDS = ["matchplatform.auth.ModelBackend", "django.contrib.auth.backends.ModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -136,7 +156,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["matchplatform.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["matchplatform.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "matchplatform.exceptions.exception_handler",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import DatabaseError, connection
 from django.db.models import Func, IntegerField
+from django.utils.asyncio import async_unsafe
 
 
 class MillisecondsSince(Func):
@@ -44,3 +46,78 @@ def db_now() -> datetime:
         cursor.execute("SELECT statement_timestamp()")
         (value,) = cursor.fetchone()
     return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@async_unsafe
+def prepared_cursor() -> Any:
+    """A cursor for a hot read path whose SQL text repeats from request to request.
+
+    On PostgreSQL (psycopg 3) it binds parameters on the server, so psycopg prepares each
+    statement on this connection (``prepare_threshold`` runs first, 0 by default: at once) and
+    PostgreSQL stops planning it on every request: for the matches feed the plan cost more
+    than running it. Django's own cursors bind on the client and are never prepared.
+    ``DB_PREPARED_STATEMENTS=false`` (for a pooler that cannot keep prepared statements) and
+    other databases get Django's cursor. Used as a context manager, like
+    ``connection.cursor()``; query logging and ``execute_wrapper`` see its statements.
+    ``prepared_rows`` runs a statement through it and survives a migration."""
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return connection.cursor()
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    if not is_psycopg3:
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = _cursor_class()(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
+_CURSOR_CLASS: Any = None
+
+
+def _cursor_class() -> Any:
+    """Django's server-binding cursor, remembering the statement it ran when psycopg runs it
+    prepared (psycopg then keeps no query of its own, and Django's query log and
+    ``CaptureQueriesContext`` would show None for its SQL)."""
+    global _CURSOR_CLASS
+    if _CURSOR_CLASS is None:
+        from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]
+
+        class Cursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
+            def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> Any:
+                self._query = pgq
+                return super()._send_query_prepared(name, pgq, **kwargs)
+
+        _CURSOR_CLASS = Cursor
+    return _CURSOR_CLASS
+
+
+def _plan_changed(error: DatabaseError) -> bool:
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None) == "0A000" and "cached plan must not change result type" in str(cause)
+
+
+def prepared_rows(sql: str, params: Any) -> list[tuple[Any, ...]]:
+    """Every row of ``sql``, run through ``prepared_cursor``.
+
+    A statement prepared before a migration changed a column it returns (a longer varchar,
+    say) fails with "cached plan must not change result type" on every connection that
+    prepared it. Outside a transaction, the connection's prepared statements are then dropped
+    (psycopg sees the DEALLOCATE and forgets them too) and the statement runs once more,
+    prepared anew; inside one the error stands, as the transaction is already aborted."""
+
+    def run() -> list[tuple[Any, ...]]:
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+    try:
+        return run()
+    except DatabaseError as error:
+        if not _plan_changed(error) or connection.in_atomic_block:
+            raise
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    return run()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from matchplatform.exceptions import InvalidInput
-from ops.db import db_now
 from proposals.feed import (
     SORTS,
     SOURCES,
@@ -157,8 +155,8 @@ class VoteApi(APIView):
         )
 
 
-def _feed_out(page: FeedPage, *, viewer: User, now: datetime) -> list[dict[str, Any]]:
-    return [item_data(item, page=page, viewer=viewer, now=now) for item in page.items]
+def _feed_out(page: FeedPage) -> list[dict[str, Any]]:
+    return [item_data(item, now=page.now) for item in page.items]
 
 
 class MatchFeedApi(APIView):
@@ -192,11 +190,10 @@ class MatchFeedApi(APIView):
             raise InvalidInput(
                 f"There is no event {query.event_id}.", code="invalid_parameter", fields={"event": ["No such event."]}
             )
-        now = db_now()
-        page = feed_page(user=user, query=query, now=now)
+        page = feed_page(user=user, query=query)
         return Response(
             {
-                "results": _feed_out(page, viewer=user, now=now),
+                "results": _feed_out(page),
                 "next_cursor": page.next_cursor,
                 "page_size": query.page_size,
                 "sort": query.sort,
@@ -210,8 +207,7 @@ class MatchDetailApi(APIView):
     @extend_schema(operation_id="match_detail", summary="One of my matches", responses=dict[str, Any])
     def get(self, request: Request, match_id: str) -> Response:
         user = _user(request)
-        now = db_now()
-        return Response(_feed_out(feed_item_for(user=user, match_id=match_id), viewer=user, now=now)[0])
+        return Response(_feed_out(feed_item_for(user=user, match_id=match_id))[0])
 
 
 class MatchAnswerApi(APIView):
@@ -224,8 +220,7 @@ class MatchAnswerApi(APIView):
     def post(self, request: Request, match_id: str) -> Response:
         user = _user(request)
         match_decide(user=user, match_id=match_id, decision=self.decision)
-        now = db_now()
-        return Response(_feed_out(feed_item_for(user=user, match_id=match_id), viewer=user, now=now)[0])
+        return Response(_feed_out(feed_item_for(user=user, match_id=match_id))[0])
 
 
 class MatchFollowAllApi(APIView):

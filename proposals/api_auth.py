@@ -26,7 +26,7 @@ from proposals.siwe import MESSAGE_MAX_CHARS, member_summary, wallet_nonce_issue
 
 # The backend that keeps the session valid on later requests; named so that login() works
 # for a wallet member (who never went through authenticate()) even with several backends.
-_SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+_SESSION_BACKEND = "matchplatform.auth.ModelBackend"
 
 
 class AuthThrottle(SimpleRateThrottle):

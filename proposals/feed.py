@@ -16,17 +16,20 @@ import binascii
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
+from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from matchplatform.exceptions import Forbidden, InvalidInput, NotFound
-from proposals.models import Event, FeedItem, Follow, Match, MatchSource, MatchStatus, Profile
+from ops.db import prepared_rows
+from proposals.models import Conversation, Event, FeedItem, Follow, Match, MatchSource, MatchStatus, Profile
 from proposals.services import public_id_parse
 
 SORTS = ("newest", "compatibility", "expiring_soon")
@@ -91,7 +94,8 @@ class Cursor:
             version, cursor_sort, segment, key, item_id = raw[:5]
         except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
             raise _bad("cursor", message) from None
-        if version != 1 or cursor_sort not in SORTS or segment not in (0, 1) or type(item_id) is not int:
+        bad_id = type(item_id) is not int or not 0 < item_id < 2**63
+        if version != 1 or cursor_sort not in SORTS or segment not in (0, 1) or bad_id:
             raise _bad("cursor", message)
         if cursor_sort != sort:
             raise _bad("cursor", f"This cursor belongs to sort={cursor_sort}; use it with that sort.")
@@ -190,7 +194,7 @@ def feed_query_parse(params: Mapping[str, Any]) -> FeedQuery:
     raw_cursor = _one(params, "cursor")
     cursor = Cursor.decode(raw_cursor, sort=sort) if raw_cursor else None
     return FeedQuery(
-        statuses=tuple(statuses),
+        statuses=tuple(sorted(statuses, key=STATUSES.index)),  # one statement text per set of statuses
         event_id=event_id,
         source=source,
         min_compatibility=min_compatibility,
@@ -200,122 +204,304 @@ def feed_query_parse(params: Mapping[str, Any]) -> FeedQuery:
     )
 
 
-def _open(now: datetime) -> Q:
-    """Pending and still answerable."""
-    return Q(status=PENDING, expires_at__gt=now)
-
-
-def _status_q(status: str, now: datetime) -> Q:
-    if status == PENDING:
-        return _open(now)
-    if status == MatchStatus.EXPIRED:
-        return Q(status=MatchStatus.EXPIRED) | Q(status=PENDING, expires_at__lte=now)
-    return Q(status=status)
-
-
 def status_shown(item_status: str, expires_at: datetime, now: datetime) -> str:
     return MatchStatus.EXPIRED if item_status == PENDING and expires_at <= now else item_status
 
 
-@dataclass
-class FeedPage:
-    items: list[FeedItem]
-    next_cursor: str | None
-    mutual: dict[int, int] = field(default_factory=dict)
-    connected: set[int] = field(default_factory=set)
+# -- the page statement -------------------------------------------------------------------
+# A page is one statement, whatever its size: the page's ids from one index range per
+# segment (ORDER BY ... LIMIT on a feed index, read before any join), then for those rows
+# only the match, the other member and their profile, the conversation, the event, whether
+# the other member is one of the viewer's connections, how many connections the two share,
+# and the database's clock. Its text depends only on the request's shape (sort, which
+# filters, a cursor or not, page size), never on a value: on PostgreSQL it runs through
+# ops.db.prepared_cursor, so each connection plans each shape once (planning cost more than
+# running it). Statuses, sources and sizes written into the text are checked values from a
+# fixed set (feed_query_parse); everything else is a parameter.
+_FEED = FeedItem._meta.db_table
+_MATCH = Match._meta.db_table
+_USER = User._meta.db_table
+_PROFILE = Profile._meta.db_table
+_CONVERSATION = Conversation._meta.db_table
+_EVENT = Event._meta.db_table
+_PRIVATE = Profile.Privacy.PRIVATE.value
 
 
-def _filtered(*, user: User, query: FeedQuery, now: datetime) -> QuerySet[FeedItem]:
-    qs = FeedItem.objects.filter(member=user)
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One item of a member's feed, as the page statement reads it (its columns, in order)."""
+
+    segment: int  # expiring_soon: 0 = open pending matches, 1 = the rest; 0 otherwise
+    id: int
+    status: str  # as stored; status_shown() is what the member sees
+    compatibility: float
+    created_at: datetime
+    expires_at: datetime
+    source: str
+    other_id: int
+    event_id: int | None
+    event_name: str | None
+    match_public_id: UUID
+    my_decision: str  # "" until the viewer answers
+    their_decision: str
+    responded_at: datetime | None  # when the viewer answered
+    display_name: str | None  # None: the other member has no profile
+    username: str | None  # read only for a member with no profile
+    privacy: str | None
+    bio: str | None
+    interests: list[str] | str | None  # PostgreSQL: the JSON text, decoded only if shown
+    conversation_id: UUID | None
+    connected: bool  # the other member is one of the viewer's connections
+    mutual: int  # connections the two share, private ones left out; 0 where the viewer may not see them
+
+
+_CONNECTED = f"""EXISTS (SELECT 1 FROM {_FEED} c WHERE c.member_id = %(member)s AND c.status = '{ACCEPTED}'
+          AND c.other_id = f.other_id{{fence}})"""  # noqa: S608
+_PUBLIC = Profile.Privacy.PUBLIC.value
+_CONNECTIONS_ONLY = Profile.Privacy.CONNECTIONS.value
+_COLUMNS = f"""page.seg, f.id, f.status, f.compatibility, f.created_at, f.expires_at, f.source, f.other_id,
+  e.id, e.name, m.public_id,
+  CASE WHEN m.member_a_id = %(member)s THEN m.decision_a ELSE m.decision_b END,
+  CASE WHEN m.member_a_id = %(member)s THEN m.decision_b ELSE m.decision_a END,
+  CASE WHEN m.member_a_id = %(member)s THEN m.responded_at_a ELSE m.responded_at_b END,
+  p.display_name, CASE WHEN p.id IS NULL THEN (SELECT u.username FROM {_USER} u WHERE u.id = f.other_id) END,
+  p.privacy, p.bio, p.interests, cv.public_id,
+  {_CONNECTED},
+  CASE WHEN p.privacy = '{_PUBLIC}' OR (p.privacy = '{_CONNECTIONS_ONLY}' AND {_CONNECTED}) THEN
+  (SELECT COUNT(DISTINCT t.other_id) FROM {_FEED} t JOIN {_PROFILE} tp ON tp.user_id = t.other_id
+    WHERE t.member_id = f.other_id AND t.status = '{ACCEPTED}' AND t.other_id <> %(member)s
+      AND tp.privacy <> '{_PRIVATE}'
+      AND EXISTS (SELECT 1 FROM {_FEED} c2 WHERE c2.member_id = %(member)s AND c2.status = '{ACCEPTED}'
+                  AND c2.other_id = t.other_id{{fence}}))
+  ELSE 0 END,
+  {{now_us}}"""  # noqa: S608 (table names from the models, checked constants; values are parameters)
+
+_JOINS = f"""JOIN {_FEED} f ON f.id = page.id
+  JOIN {_MATCH} m ON m.id = f.match_id
+  LEFT JOIN {_PROFILE} p ON p.user_id = f.other_id
+  LEFT JOIN {_CONVERSATION} cv ON cv.match_id = f.match_id
+  LEFT JOIN {_EVENT} e ON e.id = f.event_id"""
+
+
+# "Is this member one of the viewer's connections?" is asked for a page's few rows (and for
+# each connection of the other member, to count the mutual ones): one probe of the viewer's
+# connections index each. Left to itself PostgreSQL turns the EXISTS into a semi-join that
+# reads all of the viewer's connections (1,600 rows for a busy member) once per page row
+# (13 ms a page in bench/feed); OFFSET 0 keeps it a per-row probe (PostgreSQL does not
+# flatten an EXISTS whose query has an OFFSET).
+_FENCE = " OFFSET 0"
+
+
+def _statement(picked: str, order: str, clock: _Clock, *, before: str = "") -> str:
+    """The page's rows: ``picked`` yields (id, seg, k) for the page's items (``before``: CTEs
+    it reads); ``order`` puts them in the sort's order by those three columns."""
+    columns = _columns(clock.micros, connection.vendor == "postgresql")
+    return f"WITH {before}page AS ({picked})\nSELECT {columns}\nFROM page\n  {_JOINS}\nORDER BY {order}"
+
+
+@cache
+def _columns(now_us: str, fenced: bool) -> str:
+    """The select list, filled in once per database (the clock's SQL and the fence differ)."""
+    return _COLUMNS.format(now_us=now_us, fence=_FENCE if fenced else "")
+
+
+@dataclass(frozen=True)
+class _Clock:
+    now: str  # SQL for "now", to compare with timestamps
+    micros: str  # SQL for "now" in whole microseconds since 1970 (read back exactly, and cheaply)
+
+
+def _clock(params: dict[str, Any]) -> _Clock:
+    """The database's clock, one value for the whole statement. SQLite runs in this process,
+    so its clock is this machine's: passed in."""
+    if connection.vendor == "postgresql":
+        return _Clock("statement_timestamp()", "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::bigint")
+    now = timezone.now()
+    params["now"] = connection.ops.adapt_datetimefield_value(now)
+    params["now_us"] = (now - _EPOCH) // timedelta(microseconds=1)
+    return _Clock("%(now)s", "%(now_us)s")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _status_sql(status: str, now: str) -> str:
+    if status not in STATUSES:  # written into the statement: only the fixed set
+        raise ValueError(status)
+    if status == PENDING:
+        return f"(f.status = '{PENDING}' AND f.expires_at > {now})"
+    if status == MatchStatus.EXPIRED:
+        return f"(f.status = '{MatchStatus.EXPIRED}' OR (f.status = '{PENDING}' AND f.expires_at <= {now}))"
+    return f"f.status = '{status}'"
+
+
+def _filters(*, member_id: int, query: FeedQuery, now: str, params: dict[str, Any]) -> list[str]:
+    where = ["f.member_id = %(member)s"]
+    params["member"] = member_id
     if query.statuses:
-        wanted = Q()
-        for status in query.statuses:
-            wanted |= _status_q(status, now)
-        qs = qs.filter(wanted)
+        where.append("(" + " OR ".join(_status_sql(s, now) for s in query.statuses) + ")")
     if query.event_id is not None:
-        qs = qs.filter(event_id=query.event_id)
+        where.append("f.event_id = %(event)s")
+        params["event"] = query.event_id
     if query.source is not None:
-        qs = qs.filter(source=query.source)
+        if query.source not in SOURCES:
+            raise ValueError(query.source)
+        where.append(f"f.source = '{query.source}'")
     if query.min_compatibility is not None:
-        qs = qs.filter(compatibility__gte=query.min_compatibility)
-    return qs
+        where.append("f.compatibility >= %(min_compatibility)s")
+        params["min_compatibility"] = query.min_compatibility
+    return where
 
 
-def _after_desc(field_name: str, cursor: Cursor) -> Q:
-    # Written as "key <= k and (key < k or id < i)" rather than an OR alone, so the database
-    # starts its index range at the cursor instead of scanning from the member's first row.
-    return Q(**{f"{field_name}__lte": cursor.key}) & (Q(**{f"{field_name}__lt": cursor.key}) | Q(id__lt=cursor.id))
+def _after(column: str, cursor: Cursor, *, descending: bool, params: dict[str, Any]) -> str:
+    # "key <= k AND (key < k OR id < i)" rather than the OR alone, so the index range starts
+    # at the cursor instead of at the member's first row.
+    key = cursor.key
+    params["key"] = connection.ops.adapt_datetimefield_value(key) if isinstance(key, datetime) else key
+    params["key_id"] = cursor.id
+    wide, strict = ("<=", "<") if descending else (">=", ">")
+    return f"f.{column} {wide} %(key)s AND (f.{column} {strict} %(key)s OR f.id {strict} %(key_id)s)"
 
 
-def _after_asc(field_name: str, cursor: Cursor) -> Q:
-    return Q(**{f"{field_name}__gte": cursor.key}) & (Q(**{f"{field_name}__gt": cursor.key}) | Q(id__gt=cursor.id))
+def _segment(where: list[str], *, segment: int, column: str, descending: bool, limit: int) -> str:
+    way = "DESC" if descending else "ASC"
+    return (
+        f"SELECT f.id AS id, {segment} AS seg, f.{column} AS k FROM {_FEED} f WHERE {' AND '.join(where)}"  # noqa: S608
+        f" ORDER BY f.{column} {way}, f.id {way} LIMIT {int(limit)}"
+    )
 
 
-def _rows(qs: QuerySet[FeedItem], limit: int) -> list[FeedItem]:
-    """The page's rows in two steps inside one statement: its ids from the feed index
-    (``ORDER BY … LIMIT`` on an index range), then the joins for those rows only. Joining
-    first let the planner misjudge a long pending segment and sort hundreds of joined rows
-    (bench/feed: 15 ms instead of 0.5 ms at page 100 of ``expiring_soon``)."""
-    if limit <= 0:
-        return []
-    ids = qs.values("pk")[:limit]
-    rows = FeedItem.objects.filter(pk__in=ids).select_related("other__profile", "match__conversation", "event")
-    return list(rows.order_by(*qs.query.order_by))
+_NEWEST_FIRST = "page.k DESC, page.id DESC"
 
 
-def feed_page(*, user: User, query: FeedQuery, now: datetime) -> FeedPage:
-    """One page of the member's feed: at most ``page_size`` items and the cursor of the next
-    page (None on the last). A constant number of queries whatever the page size."""
-    qs = _filtered(user=user, query=query, now=now)
+def _expiring_order(alias: str) -> str:
+    """Open pending matches (seg 0) soonest first, then the rest (seg 1) newest first."""
+    a = alias
+    first = f"CASE WHEN {a}.seg = 0 THEN {a}.k END, CASE WHEN {a}.seg = 0 THEN {a}.id END"
+    return f"{a}.seg, {first}, {a}.k DESC, {a}.id DESC"
+
+
+def page_statement(*, member_id: int, query: FeedQuery) -> tuple[str, dict[str, Any]] | None:
+    """The statement for one page of the member's feed (``page_size + 1`` rows at most, so
+    the caller knows whether another page follows), and its parameters; None when the query
+    can match nothing."""
+    params: dict[str, Any] = {}
+    clock = _clock(params)
+    now = clock.now
+    where = _filters(member_id=member_id, query=query, now=now, params=params)
     want = query.page_size + 1
     cursor = query.cursor
-    # expiring_soon: the moment that splits open pending matches from the rest, kept from
-    # the first page for the whole walk (None for the other sorts).
-    as_of = (cursor.as_of if cursor is not None and cursor.as_of else now) if query.sort == "expiring_soon" else None
-    rows: list[FeedItem] = []
-    segments: list[int] = []
-    if query.sort == "newest":
+    if query.sort in ("newest", "compatibility"):
+        column = "created_at" if query.sort == "newest" else "compatibility"
         if cursor is not None:
-            qs = qs.filter(_after_desc("created_at", cursor))
-        rows = _rows(qs.order_by("-created_at", "-id"), want)
-        segments = [0] * len(rows)
-    elif query.sort == "compatibility":
-        if cursor is not None:
-            qs = qs.filter(_after_desc("compatibility", cursor))
-        rows = _rows(qs.order_by("-compatibility", "-id"), want)
-        segments = [0] * len(rows)
-    else:
-        # Open pending matches first, soonest deadline first; then everything else, newest
-        # first.
-        assert as_of is not None
-        if (not query.statuses or PENDING in query.statuses) and (cursor is None or cursor.segment == 0):
-            first = qs.filter(_open(as_of))
-            if cursor is not None:
-                first = first.filter(_after_asc("expires_at", cursor))
-            rows = _rows(first.order_by("expires_at", "id"), want)
-            segments = [0] * len(rows)
-        if len(rows) < want:
-            rest = qs.exclude(_open(as_of))
-            if cursor is not None and cursor.segment == 1:
-                rest = rest.filter(_after_desc("created_at", cursor))
-            more = _rows(rest.order_by("-created_at", "-id"), want - len(rows))
-            rows += more
-            segments += [1] * len(more)
+            where = [*where, _after(column, cursor, descending=True, params=params)]
+        picked = _segment(where, segment=0, column=column, descending=True, limit=want)
+        return _statement(picked, _NEWEST_FIRST, clock), params
 
+    # expiring_soon: the moment splitting open pending matches from the rest is the first
+    # page's clock, carried in the cursor for the whole walk.
+    if cursor is not None and cursor.as_of is not None:
+        as_of = "%(as_of)s"
+        params["as_of"] = connection.ops.adapt_datetimefield_value(cursor.as_of)
+    else:
+        as_of = now
+    is_open = f"f.status = '{PENDING}' AND f.expires_at > {as_of}"
+    first: str | None = None
+    rest: str | None = None
+    if (not query.statuses or PENDING in query.statuses) and (cursor is None or cursor.segment == 0):
+        where_first = [*where, is_open]
+        if cursor is not None:
+            where_first.append(_after("expires_at", cursor, descending=False, params=params))
+        first = _segment(where_first, segment=0, column="expires_at", descending=False, limit=want)
+    # With pending as the only status the rest is empty: every open match is in the first part.
+    if query.statuses != (PENDING,):
+        where_rest = [*where, f"NOT ({is_open})"]
+        if cursor is not None and cursor.segment == 1:
+            where_rest.append(_after("created_at", cursor, descending=True, params=params))
+        rest = _segment(where_rest, segment=1, column="created_at", descending=True, limit=want)
+    order = _expiring_order("page")
+    if first is None or rest is None:
+        only = first or rest
+        return (_statement(only, order, clock), params) if only else None
+    # Both parts: the rest is read only when the open matches do not fill the page.
+    picked = (
+        f"SELECT id, seg, k FROM (SELECT * FROM first_part UNION ALL SELECT * FROM ({rest}) AS r"  # noqa: S608
+        f" WHERE (SELECT COUNT(*) FROM first_part) < {want}) AS parts ORDER BY {_expiring_order('parts')} LIMIT {want}"
+    )
+    return _statement(picked, order, clock, before=f"first_part AS ({first}), "), params
+
+
+def _aware_dt(value: Any) -> Any:
+    """SQLite gives a UTC timestamp as naive: a datetime for a column, text for an expression."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _uuid(value: Any) -> UUID | None:
+    return value if value is None or isinstance(value, UUID) else UUID(str(value))
+
+
+def _read(sql: str, params: dict[str, Any]) -> tuple[list[FeedRow], datetime]:
+    raw = prepared_rows(sql, params)
+    if not raw:
+        return [], timezone.now()
+    now = _EPOCH + timedelta(microseconds=int(raw[0][-1]))
+    if connection.vendor == "postgresql":  # psycopg already gives each column its Python type
+        return [FeedRow(*r[:-1]) for r in raw], now
+    return [_converted(r) for r in raw], now
+
+
+# SQLite's types, per FeedRow field: text or naive timestamps, hex UUIDs, 0/1 booleans.
+_FROM_SQLITE: dict[str, Any] = {
+    "created_at": _aware_dt,
+    "expires_at": _aware_dt,
+    "responded_at": _aware_dt,
+    "match_public_id": _uuid,
+    "conversation_id": _uuid,
+    "connected": bool,
+    "mutual": lambda v: int(v or 0),
+}
+_ROW_FIELDS = [f.name for f in fields(FeedRow)]
+
+
+def _converted(r: Sequence[Any]) -> FeedRow:
+    """A row as SQLite returns it, in FeedRow's types."""
+    return FeedRow(*(_FROM_SQLITE[n](v) if n in _FROM_SQLITE else v for n, v in zip(_ROW_FIELDS, r, strict=False)))
+
+
+@dataclass
+class FeedPage:
+    items: list[FeedRow]
+    next_cursor: str | None
+    now: datetime  # the database's clock when the page was read
+
+
+def feed_page(*, user: User, query: FeedQuery) -> FeedPage:
+    """One page of the member's feed: at most ``page_size`` items and the cursor of the next
+    page (None on the last). One statement whatever the page size."""
+    built = page_statement(member_id=user.pk, query=query)
+    if built is None:
+        return FeedPage(items=[], next_cursor=None, now=timezone.now())
+    rows, now = _read(*built)
     next_cursor = None
     if len(rows) > query.page_size:
         rows = rows[: query.page_size]
-        last, segment = rows[-1], segments[query.page_size - 1]
+        last = rows[-1]
         key: datetime | float
         if query.sort == "compatibility":
             key = last.compatibility
-        elif query.sort == "expiring_soon" and segment == 0:
+        elif query.sort == "expiring_soon" and last.segment == 0:
             key = last.expires_at
         else:
             key = last.created_at
-        next_cursor = Cursor(sort=query.sort, segment=segment, key=key, id=last.pk, as_of=as_of).encode()
-    mutual, connected = _connections_around(user=user, others=[row.other for row in rows])
-    return FeedPage(items=rows, next_cursor=next_cursor, mutual=mutual, connected=connected)
+        as_of = None
+        if query.sort == "expiring_soon":
+            as_of = query.cursor.as_of if query.cursor is not None and query.cursor.as_of else now
+        next_cursor = Cursor(sort=query.sort, segment=last.segment, key=key, id=last.id, as_of=as_of).encode()
+    return FeedPage(items=rows, next_cursor=next_cursor, now=now)
 
 
 # -- privacy ------------------------------------------------------------------------------
@@ -324,47 +510,53 @@ def _privacy(member: User) -> str:
     return profile.privacy if profile is not None else Profile.Privacy.PRIVATE
 
 
+def _visible(privacy: str | None, *, connected: bool) -> bool:
+    return privacy == Profile.Privacy.PUBLIC or (privacy == Profile.Privacy.CONNECTIONS and connected)
+
+
 def profile_visible(member: User, *, connected: bool) -> bool:
     """Whether a viewer may see this member's profile and connections: public members to
     everyone, connections-only members to their connections, private members to nobody."""
-    privacy = _privacy(member)
-    return privacy == Profile.Privacy.PUBLIC or (privacy == Profile.Privacy.CONNECTIONS and connected)
+    return _visible(_privacy(member), connected=connected)
+
+
+def _card(
+    *,
+    member_id: int,
+    username: str | None,
+    display_name: str | None,
+    privacy: str | None,
+    bio: str | None,
+    interests: list[str] | str | None,
+    connected: bool,
+) -> dict[str, Any]:
+    """What a viewer may see of a member (``display_name`` None: the member has no profile)."""
+    privacy = privacy if display_name is not None and privacy is not None else Profile.Privacy.PRIVATE
+    data: dict[str, Any] = {
+        "member_id": member_id,
+        "display_name": display_name if display_name is not None else username,
+        "privacy": privacy,
+    }
+    if display_name is not None and _visible(privacy, connected=connected):
+        data.update(bio=bio, interests=json.loads(interests) if isinstance(interests, str) else interests)
+    return data
 
 
 def member_card(member: User, *, connected: bool) -> dict[str, Any]:
     profile = getattr(member, "profile", None)
-    data: dict[str, Any] = {
-        "member_id": member.pk,
-        "display_name": profile.display_name if profile is not None else member.get_username(),
-        "privacy": _privacy(member),
-    }
-    if profile is not None and profile_visible(member, connected=connected):
-        data.update(bio=profile.bio, interests=profile.interests)
-    return data
+    return _card(
+        member_id=member.pk,
+        username=member.get_username(),
+        display_name=profile.display_name if profile is not None else None,
+        privacy=profile.privacy if profile is not None else None,
+        bio=profile.bio if profile is not None else None,
+        interests=profile.interests if profile is not None else None,
+        connected=connected,
+    )
 
 
 def _connections_of(member_id: int) -> QuerySet[FeedItem]:
     return FeedItem.objects.filter(member_id=member_id, status=ACCEPTED)
-
-
-def _connections_around(*, user: User, others: Sequence[User]) -> tuple[dict[int, int], set[int]]:
-    """For a page's other members: which are the viewer's connections, and how many
-    connections each shares with the viewer that the viewer may see. Two queries for any
-    page size (privacy is applied here, on the page's few members)."""
-    if not others:
-        return {}, set()
-    ids = list({o.pk for o in others})
-    mine = _connections_of(user.pk)
-    connected = set(mine.filter(other_id__in=ids).values_list("other_id", flat=True))
-    shared = dict(
-        FeedItem.objects.filter(member_id__in=ids, status=ACCEPTED, other_id__in=mine.values("other_id"))
-        .exclude(_hidden_connection(user))
-        .values("member_id")
-        .annotate(n=Count("other_id", distinct=True))
-        .values_list("member_id", "n")
-    )
-    visible = {o.pk for o in others if profile_visible(o, connected=o.pk in connected)}
-    return {member: n for member, n in shared.items() if member in visible}, connected
 
 
 def _hidden_connection(viewer: User) -> Q:
@@ -375,43 +567,51 @@ def _hidden_connection(viewer: User) -> Q:
 
 # -- one match -------------------------------------------------------------------------
 def feed_item_for(*, user: User, match_id: object) -> FeedPage:
-    item = (
-        FeedItem.objects.filter(member=user, match__public_id=public_id_parse(match_id))
-        .select_related("other__profile", "match__conversation", "event")
-        .first()
+    """The member's feed item of one match (the same statement as a page, for one row)."""
+    params: dict[str, Any] = {
+        "member": user.pk,
+        "match": Match._meta.get_field("public_id").get_db_prep_value(public_id_parse(match_id), connection),
+    }
+    clock = _clock(params)
+    picked = (
+        f"SELECT f.id AS id, 0 AS seg, f.created_at AS k FROM {_FEED} f JOIN {_MATCH} pm ON pm.id = f.match_id"  # noqa: S608
+        " WHERE f.member_id = %(member)s AND pm.public_id = %(match)s"
     )
-    if item is None:
+    rows, now_value = _read(_statement(picked, _NEWEST_FIRST, clock), params)
+    if not rows:
         raise NotFound("No such match.", code="match_not_found")
-    mutual, connected = _connections_around(user=user, others=[item.other])
-    return FeedPage(items=[item], next_cursor=None, mutual=mutual, connected=connected)
+    return FeedPage(items=rows[:1], next_cursor=None, now=now_value)
 
 
-def item_data(item: FeedItem, *, page: FeedPage, viewer: User, now: datetime) -> dict[str, Any]:
-    match = item.match
+def item_data(item: FeedRow, *, now: datetime) -> dict[str, Any]:
     status = status_shown(item.status, item.expires_at, now)
-    mine_a = match.member_a_id == viewer.pk
-    mine, theirs = (match.decision_a, match.decision_b) if mine_a else (match.decision_b, match.decision_a)
-    responded = match.responded_at_a if mine_a else match.responded_at_b
-    conversation = getattr(match, "conversation", None)
-    connected = item.other_id in page.connected
     left = None
     if status == PENDING:
         left = max(int((item.expires_at - now).total_seconds()), 0)
+    visible = _visible(item.privacy if item.display_name is not None else None, connected=item.connected)
     return {
-        "match_id": str(match.public_id),
+        "match_id": str(item.match_public_id),
         "status": status,
         "compatibility": item.compatibility,
         "created_at": item.created_at,
         "expires_at": item.expires_at,
         "seconds_left": left,
         "source": item.source,
-        "event": {"id": item.event.pk, "name": item.event.name} if item.event is not None else None,
-        "with": member_card(item.other, connected=connected),
-        "my_decision": mine or None,
-        "their_decision": theirs or None,
-        "responded_at": responded,
-        "mutual_connections": page.mutual.get(item.other_id, 0),
-        "conversation_id": str(conversation.public_id) if conversation else None,
+        "event": {"id": item.event_id, "name": item.event_name} if item.event_id is not None else None,
+        "with": _card(
+            member_id=item.other_id,
+            username=item.username,
+            display_name=item.display_name,
+            privacy=item.privacy,
+            bio=item.bio,
+            interests=item.interests,
+            connected=item.connected,
+        ),
+        "my_decision": item.my_decision or None,
+        "their_decision": item.their_decision or None,
+        "responded_at": item.responded_at,
+        "mutual_connections": item.mutual if visible else 0,
+        "conversation_id": str(item.conversation_id) if item.conversation_id else None,
     }
 
 
