@@ -19,9 +19,7 @@ expiring_soon) and depth (page 1, page 100), closed-loop GETs from 8 client proc
 * keyset: ``/api/matches/?sort=S`` and, for page 100, ``&cursor=`` the cursor found by walking
   pages 1..99 with ``next_cursor`` beforehand (in process, through ``proposals.feed.feed_page``);
 * offset: ``/bench/matches-offset/?sort=S&page=N``, the same feed (same filters, order and
-  serialization) paged by OFFSET/LIMIT (``bench/feed_support/offset.py``);
-* prototype (not gating): ``/bench/matches-deferred/``, the keyset feed with the suggested
-  deferred-join fix (``bench/feed_support/prototype.py``).
+  serialization) paged by OFFSET/LIMIT (``bench/feed_support/offset.py``).
 
 gunicorn runs 4 sync workers (a connection per request; see bench/README.md for why), and the
 keyset cells also run with 1 client first (the service time). CPU per request is measured
@@ -73,13 +71,13 @@ from bench.runs_support.infra import (
     database_recreate,
     free_port,
     http_wait,
+    stop_on_signals,
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/matchplatform"
 SUFFIX = "_bench_feed"
 SORTS = ("newest", "compatibility", "expiring_soon")
 MODES = ("keyset", "offset")
-PROTOTYPE = "deferred"  # the keyset feed with the deferred-join prototype (bench/feed_support/prototype.py)
 TARGET_P95_MS = 50.0
 TARGET_DEPTH_RATIO = 1.2
 REUSE_MAX_AGE_H = 20.0  # the open pending matches expire from 1 day after the load on
@@ -132,17 +130,20 @@ def migrations_pending() -> list[str]:
 
 
 def sessions_create(member_ids: Sequence[int]) -> dict[int, str]:
-    """A real Django session per member (what ``login()`` stores), as a Cookie header value."""
+    """A real Django session per member (what ``login()`` stores, in the project's session
+    engine: the database and the Redis cache), as a Cookie header value."""
+    from importlib import import_module
+
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import User
-    from django.contrib.sessions.backends.db import SessionStore
 
+    store = import_module(settings.SESSION_ENGINE).SessionStore
     cookies: dict[int, str] = {}
     for user in User.objects.filter(pk__in=member_ids):
-        session = SessionStore()
+        session = store()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         cookies[user.pk] = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
@@ -150,10 +151,13 @@ def sessions_create(member_ids: Sequence[int]) -> dict[int, str]:
 
 
 def sessions_delete(cookies: dict[int, str]) -> None:
-    from django.contrib.sessions.models import Session
+    from importlib import import_module
 
-    keys = [c.split("=", 1)[1] for c in cookies.values()]
-    Session.objects.filter(session_key__in=keys).delete()
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    for cookie in cookies.values():
+        store(session_key=cookie.split("=", 1)[1]).delete()
 
 
 def server_facts() -> dict[str, str]:
@@ -178,8 +182,6 @@ def path_for(*, mode: str, sort: str, depth: int, cursor: str | None) -> str:
     after = f"&cursor={quote(cursor)}" if cursor else ""
     if mode == "keyset":
         return f"/api/matches/?sort={sort}{after}"
-    if mode == PROTOTYPE:
-        return f"/bench/matches-deferred/?sort={sort}{after}"
     return f"/bench/matches-offset/?sort={sort}&page={depth}"
 
 
@@ -229,30 +231,15 @@ def http_checks(
     ]
 
 
-def explain_section(
-    *, members: Sequence[int], walks: dict[Any, Any], depth: int, prototype: bool
-) -> tuple[list[str], list[str]]:
-    """EXPLAIN ANALYZE of every feed-item query of a page (as the ORM writes it), for a standard
-    and a pending-heavy member: keyset page 1 and page ``depth``, offset page ``depth``, and the
-    prototype at page ``depth``. Also: which keyset feed-row queries are not a plain index range."""
+def explain_section(*, members: Sequence[int], walks: dict[Any, Any], depth: int) -> tuple[list[str], list[str]]:
+    """EXPLAIN ANALYZE of every feed-item statement of a page (with its parameters), for a
+    standard and a pending-heavy member: keyset page 1 and page ``depth``, and offset page
+    ``depth``. Also: which keyset pages read their ids other than by a plain index range."""
     from django.contrib.auth.models import User
-    from django.utils import timezone
 
-    from bench.feed_support import prototype as proto
     from bench.feed_support.offset import offset_page
     from bench.feed_support.walk import explain_page
     from proposals.feed import Cursor, FeedQuery, feed_page
-
-    def deferred(run: Any) -> Any:
-        def wrapped() -> Any:
-            proto.install()
-            proto._local.deferred = True
-            try:
-                return run()
-            finally:
-                proto._local.deferred = False
-
-        return wrapped
 
     lines: list[str] = []
     bad_plans: list[str] = []
@@ -266,29 +253,26 @@ def explain_section(
                 segment = f" ({'open pending' if w.segments[depth - 1] == 0 else 'rest'} segment)"
 
             def page_1(user: Any = user, sort: str = sort) -> Any:
-                return feed_page(user=user, query=FeedQuery(sort=sort), now=timezone.now())
+                return feed_page(user=user, query=FeedQuery(sort=sort))
 
             def page_deep(user: Any = user, sort: str = sort, cursor: Any = cursor) -> Any:
-                return feed_page(user=user, query=FeedQuery(sort=sort, cursor=cursor), now=timezone.now())
+                return feed_page(user=user, query=FeedQuery(sort=sort, cursor=cursor))
 
             def page_offset(user: Any = user, sort: str = sort) -> Any:
-                return offset_page(user=user, query=FeedQuery(sort=sort), page=depth, now=timezone.now())
+                return offset_page(user=user, query=FeedQuery(sort=sort), page=depth)
 
             runs: list[tuple[str, Any]] = [
                 ("keyset page 1", page_1),
                 (f"keyset page {depth}", page_deep),
                 (f"offset page {depth}", page_offset),
             ]
-            if prototype:
-                runs.append((f"prototype (deferred join) page {depth}", deferred(page_deep)))
             for label, run in runs:
                 plans = explain_page(run=run)
                 where = segment if sort == "expiring_soon" and not label.endswith(" 1") else ""
                 lines.append(f"member {member}, {sort}, {label}{where}:")
                 for p in plans:
                     lines.append(f"    {p.text()}")
-                    off_index = p.has_sort or not any(i.startswith("proposals_feed_") for i in p.indexes)
-                    if label.startswith("keyset") and p.label == "feed rows" and off_index:
+                    if label.startswith("keyset") and p.label == "feed rows" and not p.ids_by_index:
                         bad_plans.append(f"member {member}, {sort}, {label}{where}: {p.text()}")
     return lines, bad_plans
 
@@ -337,48 +321,27 @@ def table_print(results: Results, *, depth: int, concurrency: int, loads: list[f
     print(f"page {depth} p95 ÷ page 1 p95: " + "; ".join(parts))
 
 
-def table_extra(results: Results, baseline: Results, *, depth: int, concurrency: int) -> None:
-    has_proto = any(mode == PROTOTYPE for mode, _, _ in results)
-    if not baseline and not has_proto:
+def table_extra(baseline: Results, *, depth: int, concurrency: int) -> None:
+    if not baseline:
         return
     print()
-    print(
-        f"not gating: the keyset feed with 1 client (service time, no queueing), and the deferred-join prototype"
-        f" at {concurrency} clients (bench/feed_support/prototype.py), ms"
-    )
-    header = (
-        f"{'sort':<13} | {'depth':<8} | {'1 client p50':>12} | {'1 client p95':>12} | {'CPU ms/request':>14} |"
-        f" {'prototype p50':>13} | {'prototype p95':>13} | {'prototype÷keyset p95':>20}"
-    )
+    print("not gating: the keyset feed with 1 client (service time, no queueing), ms")
+    header = f"{'sort':<13} | {'depth':<8} | {'1 client p50':>12} | {'1 client p95':>12} | {'CPU ms/request':>14}"
     print(header)
     print("-" * len(header))
     for sort in SORTS:
         for d in (1, depth):
             b = baseline.get(("keyset", sort, d))
-            r = results.get((PROTOTYPE, sort, d))
             bp50 = pct(b.latency_ms, 50) if b else math.nan
             bp95 = pct(b.latency_ms, 95) if b else math.nan
-            rp50 = pct(r.latency_ms, 50) if r else math.nan
-            rp95 = pct(r.latency_ms, 95) if r else math.nan
-            ratio = rp95 / _p95(results, "keyset", sort, d)
             cpu = (b.cpu_ms("web") + b.cpu_ms("db") + b.cpu_ms("clients")) if b else math.nan
-            print(
-                f"{sort:<13} | {f'page {d}':<8} | {fmt_ms(bp50):>12} | {fmt_ms(bp95):>12} | {fmt_ms(cpu):>14} |"
-                f" {fmt_ms(rp50):>13} | {fmt_ms(rp95):>13} | {fmt_x(ratio) + 'x':>20}"
-            )
-    if has_proto:
-        parts = [
-            f"{sort} {fmt_x(_p95(results, PROTOTYPE, sort, depth) / _p95(results, PROTOTYPE, sort, 1))}"
-            for sort in SORTS
-        ]
-        print(f"prototype page {depth} p95 ÷ page 1 p95: " + "; ".join(parts))
-    if baseline:
-        n = min(r.n for r in baseline.values())
-        print(
-            f"1 client: n = {n} per cell, same server; CPU ms/request = gunicorn + the bench database's backends +"
-            f" the client, per request. At {concurrency} clients in a closed loop on {os.cpu_count()} cpus a request"
-            f" takes about {concurrency} x that / {os.cpu_count()} whatever the page."
-        )
+            print(f"{sort:<13} | {f'page {d}':<8} | {fmt_ms(bp50):>12} | {fmt_ms(bp95):>12} | {fmt_ms(cpu):>14}")
+    n = min(r.n for r in baseline.values())
+    print(
+        f"1 client: n = {n} per cell, same server; CPU ms/request = gunicorn + the bench database's backends +"
+        f" the client, per request. At {concurrency} clients in a closed loop on {os.cpu_count()} cpus a request"
+        f" takes about {concurrency} x that / {os.cpu_count()} whatever the page."
+    )
 
 
 def top_share(r: Any) -> str:
@@ -401,7 +364,7 @@ def table_server(results: Results, *, depth: int) -> None:
     )
     print(header)
     print("-" * len(header))
-    modes = [m for m in (*MODES, PROTOTYPE) if any(k[0] == m for k in results)]
+    modes = [m for m in MODES if any(k[0] == m for k in results)]
     for sort in SORTS:
         for d in (1, depth):
             for mode in modes:
@@ -451,8 +414,8 @@ def verdict_print(
     print(f"{'PASS' if not failed else 'FAIL'}  correctness: {len(checks) - len(failed)}/{len(checks)} checks ok")
     if bad_plans is not None:
         print(
-            f"{'note' if bad_plans else 'ok  '}  (not gating) keyset feed-row queries are index ranges on"
-            f" proposals_feed_* with no Sort node: "
+            f"{'note' if bad_plans else 'ok  '}  (not gating) keyset pages read their ids by index ranges on"
+            f" proposals_feed_* under a LIMIT, sorting no more than a page: "
             + ("yes, in every EXPLAIN above" if not bad_plans else f"NOT in {len(bad_plans)} of them:")
         )
         for line in bad_plans:
@@ -481,7 +444,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=8, help="each cell's requests split over this many rounds (8)")
     p.add_argument("--warmup", type=int, default=3, help="unmeasured requests per client before each cell round (3)")
     p.add_argument("--baseline-requests", type=int, default=100, help="1-client requests per keyset cell (0: skip)")
-    p.add_argument("--no-prototype", action="store_true", help="skip the deferred-join prototype cells")
     p.add_argument("--depth", type=int, default=100, help="the deep page (default 100)")
     p.add_argument(
         "--worker-class",
@@ -667,7 +629,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="bench.feed_support.settings",
         DJANGO_ENV="development",
-        CACHE_URL="",
+        # The configuration the README gives for more than one web process: the cache (and
+        # with it the sessions) on Redis.
+        CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
         OPS_WAKE_WORKERS="false",
         DEBUG="false",
         LOG_LEVEL="WARNING",
@@ -681,12 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     passed = False
     django_ready = False
 
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGALRM, _terminate)
-    signal.alarm(int(args.max_seconds))
+    stop_on_signals(args.max_seconds)
     try:
         import django
 
@@ -753,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"gunicorn on 127.0.0.1:{port}: {server_config(args)}, DEBUG off, settings"
             " bench.feed_support.settings (the project's + the bench URLs + X-Bench-Timing)"
         )
-        modes = [*MODES] + ([] if args.no_prototype else [PROTOTYPE])
+        modes = [*MODES]
         checks += http_checks(port=port, members=members, cookies=cookies, walks=walks, depth=d, modes=modes)
         log(f"check {'ok' if checks[-1][1] else 'FAIL'}: {checks[-1][0]}: {checks[-1][2]}")
 
@@ -761,11 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad_plans: list[str] | None = None
         if not args.no_explain:
             explain_members = [members[0], next(m for m in members if plan.client_is_pending_heavy(m))]
-            explain_lines, bad_plans = explain_section(
-                members=explain_members, walks=walks, depth=d, prototype=not args.no_prototype
-            )
+            explain_lines, bad_plans = explain_section(members=explain_members, walks=walks, depth=d)
             connections.close_all()
-            log(f"EXPLAIN: {len(bad_plans)} keyset feed-row queries with a Sort node or off the feed indexes")
+            log(f"EXPLAIN: {len(bad_plans)} keyset pages whose ids are not read by index ranges under a LIMIT")
 
         loads: list[float] = []
         baseline: Results = {}
@@ -822,7 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(facts_line)
         print(load_line)
         table_print(results, depth=d, concurrency=args.concurrency, loads=loads)
-        table_extra(results, baseline, depth=d, concurrency=args.concurrency)
+        table_extra(baseline, depth=d, concurrency=args.concurrency)
         table_server(results, depth=d)
         if explain_lines:
             print()

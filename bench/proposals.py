@@ -52,7 +52,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.runs_support.infra import BenchDatabase, BenchError, Child, bench_database, database_drop, database_recreate
+from bench.runs_support.infra import (
+    BenchDatabase,
+    BenchError,
+    Child,
+    bench_database,
+    database_drop,
+    database_recreate,
+    stop_on_signals,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/matchplatform"
 SUFFIX = "_bench_proposals"
@@ -547,12 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     passed = False
     django_ready = False
 
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGALRM, _terminate)
-    signal.alarm(int(args.max_seconds))
+    stop_on_signals(args.max_seconds)
     try:
         log(f"bench database {db.name} (drop + create), logs in {logdir}")
         database_recreate(db)

@@ -53,7 +53,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -69,6 +68,7 @@ from bench.runs_support.infra import (
     http_wait,
     redis_check,
     redis_flush,
+    stop_on_signals,
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/matchplatform"
@@ -632,12 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports: list[SizeReport] = []
     passed = False
 
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGALRM, _terminate)
-    signal.alarm(int(args.max_seconds))
+    stop_on_signals(args.max_seconds)
     django_ready = False
     try:
         log(f"bench database {db.name} (drop + create), Redis {args.redis_url} (FLUSHDB), logs in {logdir}")

@@ -1,20 +1,22 @@
 """The plain alternative: the same feed, paged with OFFSET/LIMIT (``?page=N``).
 
-Same member, filters, order and serialization as ``proposals.api.MatchFeedApi`` (it uses
-``proposals.feed``'s ``_filtered``, ``_open``, ``_connections_around`` and ``item_data``);
-only the paging differs. Its rows are read the plain way, the joins and OFFSET/LIMIT in one
-query (the feed's own ``_rows`` picks ids from the index first, which would also make a deep
-OFFSET cheap here and hide what plain offset paging costs). Like the keyset feed it reads ``page_size + 1``
-rows to know whether a next page exists, so it pays no COUNT(*) per page (offset at its best).
-``expiring_soon`` keeps the feed's two segments: OFFSET into the open pending matches
-(soonest first), and once those run out, OFFSET into the rest (newest first); the size of the
-first segment is counted only on the page where the second one starts from an offset. The
-split uses the request's clock (an offset has nowhere to keep the first page's ``as_of`` as the
-keyset cursor does); in the bench's data no open match expires within a day, so both agree."""
+Same member, filters, order, statement and serialization as ``proposals.api.MatchFeedApi``
+(``proposals.feed``'s filters, row statement and ``item_data``); only the paging differs. The
+page's rows are picked the plain way: the feed rows joined to their match and member, ordered,
+then OFFSET and LIMIT, so the database joins every row it skips, as a ``select_related``
+queryset sliced by a paginator does (the feed picks ids from the index first; with that, a
+deep OFFSET would be cheaper and would hide what plain offset paging costs). Whether the other
+member is a connection and the mutual count are computed for the page's rows only, as in the
+feed. Like the keyset feed it reads ``page_size + 1`` rows to know whether a next page exists,
+so it pays no COUNT(*) per page (offset at its best). ``expiring_soon`` keeps the feed's two
+segments: OFFSET into the open pending matches (soonest first), and once those run out, OFFSET
+into the rest (newest first); the size of the first segment is counted only on the page where
+the second one starts from an offset. The split uses the database clock of each statement (an
+offset has nowhere to keep the first page's ``as_of`` as the keyset cursor does); in the bench's
+data no open match expires within a day, so they agree."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -25,56 +27,62 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from matchplatform.exceptions import InvalidInput
-from ops.db import db_now
-from proposals.feed import (
-    PENDING,
-    FeedPage,
-    FeedQuery,
-    _connections_around,
-    _filtered,
-    _open,
-    event_exists,
-    feed_query_parse,
-    item_data,
-)
+from ops.db import prepared_cursor
+from proposals import feed
+from proposals.feed import PENDING, FeedPage, FeedQuery, event_exists, feed_query_parse, item_data
 
 PAGE_MAX = 100_000
 
 
-def _rows(qs: Any, limit: int) -> list[Any]:
-    """Plain offset paging: the joined rows, OFFSET and LIMIT in one statement."""
-    if limit <= 0:
-        return []
-    return list(qs.select_related("other__profile", "match__conversation", "event")[:limit])
+def _picked(where: list[str], *, segment: int, column: str, descending: bool, offset: int, limit: int) -> str:
+    way = "DESC" if descending else "ASC"
+    return (
+        f"SELECT f.id AS id, {segment} AS seg, f.{column} AS k FROM {feed._FEED} f"
+        f" JOIN {feed._MATCH} m0 ON m0.id = f.match_id JOIN {feed._USER} u0 ON u0.id = f.other_id"
+        f" WHERE {' AND '.join(where)} ORDER BY f.{column} {way}, f.id {way} LIMIT {int(limit)} OFFSET {int(offset)}"
+    )
 
 
-def offset_page(*, user: User, query: FeedQuery, page: int, now: datetime) -> tuple[FeedPage, bool]:
+def _count(where: list[str], params: dict[str, Any]) -> int:
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {feed._FEED} f WHERE {' AND '.join(where)}", params)
+        return int(cursor.fetchone()[0])
+
+
+def offset_page(*, user: User, query: FeedQuery, page: int) -> tuple[FeedPage, bool]:
     """Page ``page`` (from 1) of the member's feed by OFFSET; and whether there is a next one."""
-    qs = _filtered(user=user, query=query, now=now)
+    params: dict[str, Any] = {}
+    clock = feed._clock(params)
+    now = clock.now
+    where = feed._filters(member_id=user.pk, query=query, now=now, params=params)
     size = query.page_size
     offset = (page - 1) * size
     want = size + 1
-    rows = []
-    if query.sort == "newest":
-        rows = _rows(qs.order_by("-created_at", "-id")[offset:], want)
-    elif query.sort == "compatibility":
-        rows = _rows(qs.order_by("-compatibility", "-id")[offset:], want)
+    rows: list[feed.FeedRow] = []
+    read_at = None
+    if query.sort in ("newest", "compatibility"):
+        column = "created_at" if query.sort == "newest" else "compatibility"
+        picked = _picked(where, segment=0, column=column, descending=True, offset=offset, limit=want)
+        rows, read_at = feed._read(feed._statement(picked, feed._NEWEST_FIRST, clock), params)
     else:
-        with_open = not query.statuses or PENDING in query.statuses
+        is_open = f"f.status = '{PENDING}' AND f.expires_at > {now}"
         rest_offset = offset
-        if with_open:
-            first = qs.filter(_open(now))
-            rows = _rows(first.order_by("expires_at", "id")[offset:], want)
+        if not query.statuses or PENDING in query.statuses:
+            first = [*where, is_open]
+            picked = _picked(first, segment=0, column="expires_at", descending=False, offset=offset, limit=want)
+            rows, read_at = feed._read(feed._statement(picked, feed._expiring_order("page"), clock), params)
             # Fewer than asked: the rest starts on this page (at 0), or, when the offset is
             # past every open match, that far into the rest.
-            rest_offset = 0 if rows else max(offset - first.count(), 0)
+            rest_offset = 0 if rows else max(offset - _count(first, params), 0)
         if len(rows) < want:
-            rest = qs.exclude(_open(now))
-            rows += _rows(rest.order_by("-created_at", "-id")[rest_offset:], want - len(rows))
+            rest = [*where, f"NOT ({is_open})"]
+            picked = _picked(
+                rest, segment=1, column="created_at", descending=True, offset=rest_offset, limit=want - len(rows)
+            )
+            more, read_at = feed._read(feed._statement(picked, feed._expiring_order("page"), clock), params)
+            rows += more
     has_next = len(rows) > size
-    rows = rows[:size]
-    mutual, connected = _connections_around(user=user, others=[row.other for row in rows])
-    return FeedPage(items=rows, next_cursor=None, mutual=mutual, connected=connected), has_next
+    return FeedPage(items=rows[:size], next_cursor=None, now=read_at or feed.timezone.now()), has_next
 
 
 def page_parse(raw: str | None) -> int:
@@ -102,10 +110,9 @@ class OffsetFeedApi(APIView):
         query = feed_query_parse(params)
         if query.event_id is not None and not event_exists(query.event_id):
             raise InvalidInput(f"There is no event {query.event_id}.", code="invalid_parameter")
-        now = db_now()  # the clock MatchFeedApi uses
-        result, has_next = offset_page(user=user, query=query, page=page, now=now)
+        result, has_next = offset_page(user=user, query=query, page=page)
         data: dict[str, Any] = {
-            "results": [item_data(item, page=result, viewer=user, now=now) for item in result.items],
+            "results": [item_data(item, now=result.now) for item in result.items],
             "next_page": page + 1 if has_next else None,
             "page": page,
             "page_size": query.page_size,

@@ -1,16 +1,11 @@
-"""The project's URLs, unchanged, plus two bench-only views of the same feed:
-``bench/matches-offset/`` (paged by OFFSET) and ``bench/matches-deferred/`` (the keyset feed
-with the deferred-join prototype)."""
+"""The project's URLs, unchanged, plus the bench-only plain alternative of the feed:
+``bench/matches-offset/`` (paged by OFFSET)."""
 
 from django.urls import include, path
 
-from bench.feed_support import prototype
 from bench.feed_support.offset import OffsetFeedApi
-
-prototype.install()
 
 urlpatterns = [
     path("bench/matches-offset/", OffsetFeedApi.as_view(), name="bench-matches-offset"),
-    path("bench/matches-deferred/", prototype.DeferredFeedApi.as_view(), name="bench-matches-deferred"),
     path("", include("matchplatform.urls")),
 ]

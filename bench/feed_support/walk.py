@@ -1,5 +1,5 @@
 """In-process walks of the feed (``proposals.feed.feed_page``, the function the API calls),
-the correctness checks on them, and EXPLAIN ANALYZE of the queries a page runs.
+the correctness checks on them, and EXPLAIN ANALYZE of the statements a page runs.
 
 A walk follows ``next_cursor`` from page 1 to page ``depth`` for one member and sort, and keeps
 every page's feed item ids and match public ids, and the cursor that asks for each page (the
@@ -23,7 +23,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from proposals.feed import PAGE_SIZE_DEFAULT, Cursor, FeedQuery, feed_page
+from bench.runs_support.infra import default_signals
+from proposals.feed import PAGE_SIZE_DEFAULT, Cursor, FeedQuery, FeedRow, feed_page
 from proposals.models import FeedItem
 
 SORTS = ("newest", "compatibility", "expiring_soon")
@@ -46,11 +47,11 @@ class Walk:
         return [i for page in self.item_ids for i in page]
 
 
-def _is_open(item: FeedItem, now: datetime) -> bool:
+def _is_open(item: FeedRow, now: datetime) -> bool:
     return item.status == "pending" and item.expires_at > now
 
 
-def _order_ok(sort: str, items: Sequence[FeedItem], now: datetime) -> str | None:
+def _order_ok(sort: str, items: Sequence[FeedRow], now: datetime) -> str | None:
     """None if consecutive items are in the sort's order, else what is wrong first."""
     for n, (x, y) in enumerate(itertools.pairwise(items)):
         if sort == "newest":
@@ -73,18 +74,18 @@ def _order_ok(sort: str, items: Sequence[FeedItem], now: datetime) -> str | None
 def walk(*, user: User, sort: str, depth: int, page_size: int = PAGE_SIZE_DEFAULT) -> Walk:
     result = Walk(member_id=user.pk, sort=sort)
     seen: set[int] = set()
-    items_all: list[FeedItem] = []
+    items_all: list[FeedRow] = []
     cursor: str | None = None
     started = time.monotonic()
     now = timezone.now()
     for page_no in range(1, depth + 1):
-        now = timezone.now()
         query = FeedQuery(sort=sort, page_size=page_size, cursor=Cursor.decode(cursor, sort=sort) if cursor else None)
-        page = feed_page(user=user, query=query, now=now)
+        page = feed_page(user=user, query=query)
+        now = page.now
         result.cursors.append(cursor)
-        ids = [item.pk for item in page.items]
+        ids = [item.id for item in page.items]
         result.item_ids.append(ids)
-        result.match_ids.append([str(item.match.public_id) for item in page.items])
+        result.match_ids.append([str(item.match_public_id) for item in page.items])
         if page.items:
             result.segments.append(0 if sort == "expiring_soon" and _is_open(page.items[0], now) else 1)
         repeats = seen.intersection(ids)
@@ -160,11 +161,9 @@ def member_walked(member_id: int, depth: int, offset_pages: Sequence[int]) -> Me
         for page_no in offset_pages:
             if page_no > len(w.item_ids):
                 continue
-            page, _ = offset_page(
-                user=user, query=FeedQuery(sort=sort, page_size=PAGE_SIZE_DEFAULT), page=page_no, now=now
-            )
+            page, _ = offset_page(user=user, query=FeedQuery(sort=sort, page_size=PAGE_SIZE_DEFAULT), page=page_no)
             out.offset_compared += 1
-            if [item.pk for item in page.items] != w.item_ids[page_no - 1]:
+            if [item.id for item in page.items] != w.item_ids[page_no - 1]:
                 out.offset_bad += 1
                 out.problems.append(f"member {member_id} {sort}: OFFSET page {page_no} differs from the walked page")
     return out
@@ -199,7 +198,7 @@ def walks_checked(
     started = time.monotonic()
     jobs = [(m, depth, tuple(offset_pages)) for m in member_ids]
     connections.close_all()  # the children must not share the parent's connection
-    with mp.get_context("fork").Pool(max(procs, 1)) as pool:
+    with mp.get_context("fork").Pool(max(procs, 1), initializer=default_signals) as pool:
         for n, result in enumerate(pool.imap_unordered(_member_walked_job, jobs), 1):
             member = result.walks[SORTS[0]].member_id
             for sort, w in result.walks.items():
@@ -238,6 +237,19 @@ def walks_checked(
 
 
 # -- EXPLAIN ----------------------------------------------------------------------------------
+# The feed indexes a page's ids come from (one per sort and filter); the connections index is
+# read by the per-row probes, and the primary keys by the joins.
+SORT_INDEXES = (
+    "proposals_feed_newest",
+    "proposals_feed_compat",
+    "proposals_feed_expiring",
+    "proposals_feed_status",
+    "proposals_feed_status_compat",
+    "proposals_feed_event",
+    "proposals_feed_source",
+)
+
+
 @dataclass
 class PlanLine:
     label: str
@@ -245,50 +257,63 @@ class PlanLine:
     planning_ms: float
     nodes: list[str]
     indexes: list[str]
-    has_sort: bool
+    sorted_rows: int  # the most rows any Sort node took in
+    scans_without_limit: list[str]  # scans of a sort index whose parent node is not a Limit
     buffers: int
     rows_removed: int
     jit: bool
 
+    @property
+    def ids_by_index(self) -> bool:
+        """The page's ids came from index ranges read under a LIMIT, and only a page's worth of
+        rows (two segments of ``page_size + 1`` at most) was ever sorted."""
+        return (
+            any(i in SORT_INDEXES for i in self.indexes)
+            and not self.scans_without_limit
+            and self.sorted_rows <= 2 * (PAGE_SIZE_DEFAULT + 1)
+        )
+
     def text(self) -> str:
-        sort = "Sort node" if self.has_sort else "no Sort"
+        sort = f"sorts {self.sorted_rows} rows at most" if self.sorted_rows else "no Sort"
+        unlimited = f", {', '.join(self.scans_without_limit)} read without a LIMIT" if self.scans_without_limit else ""
         removed = f", {self.rows_removed:,} rows removed by filter" if self.rows_removed else ""
         jit = ", JIT" if self.jit else ""
         return (
-            f"{self.label}: {self.ms:.2f} ms (planning {self.planning_ms:.2f} ms), {sort}, {self.buffers:,}"
+            f"{self.label}: {self.ms:.2f} ms (planning {self.planning_ms:.2f} ms), {sort}{unlimited}, {self.buffers:,}"
             f" buffers{removed}{jit}; "
             f"indexes {', '.join(self.indexes) or '-'}; nodes {' > '.join(self.nodes[:6])}"
         )
 
 
-def _plan_walk(node: dict[str, Any], out: dict[str, Any]) -> None:
+def _plan_walk(node: dict[str, Any], out: dict[str, Any], parent: str = "") -> None:
     kind = node.get("Node Type", "?")
     out["nodes"].append(kind)
-    if kind in ("Sort", "Incremental Sort"):
-        out["sort"] = True
-    if "Index Name" in node and node["Index Name"] not in out["indexes"]:
-        out["indexes"].append(node["Index Name"])
+    children = node.get("Plans", [])
+    if kind in ("Sort", "Incremental Sort") and children:
+        out["sorted"] = max(out["sorted"], int(children[0].get("Actual Rows", 0) or 0))
+    index = node.get("Index Name")
+    if index and index not in out["indexes"]:
+        out["indexes"].append(index)
+    if index in SORT_INDEXES and parent != "Limit":
+        out["unlimited"].append(index)
     out["removed"] += int(node.get("Rows Removed by Filter", 0) or 0)
-    for child in node.get("Plans", []):
-        _plan_walk(child, out)
+    for child in children:
+        _plan_walk(child, out, kind)
 
 
 def _label(sql: str) -> str:
     text = sql.upper()
-    if "COUNT(*)" in text and "GROUP BY" not in text:
-        return "count open pending"
-    if "GROUP BY" in text:
-        return "mutual counts"
-    if "ORDER BY" in text and "LIMIT" in text:
+    if "PAGE AS (" in text:
         return "feed rows"
-    if '"OTHER_ID" IN' in text:
-        return "connected"
+    if "COUNT(*)" in text:
+        return "count open pending"
     return "other"
 
 
 def explain_page(*, run: Callable[[], object], repeat: int = 2) -> list[PlanLine]:
-    """EXPLAIN (ANALYZE, BUFFERS) every feed-item query ``run`` executes, as the ORM wrote it
-    (captured with its parameters); the last of ``repeat`` runs, so a warm cache."""
+    """EXPLAIN (ANALYZE, BUFFERS) every feed-item statement ``run`` executes (captured with its
+    parameters); the last of ``repeat`` runs, so a warm cache. Planned afresh here: the server
+    runs them prepared (ops.db.prepared_cursor), so their planning time is not paid per request."""
     captured: list[tuple[str, Any]] = []
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -307,7 +332,7 @@ def explain_page(*, run: Callable[[], object], repeat: int = 2) -> list[PlanLine
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS, SUMMARY, FORMAT JSON) " + sql, params)
                 raw = cursor.fetchone()[0]
             plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]
-        out: dict[str, Any] = {"nodes": [], "indexes": [], "sort": False, "removed": 0}
+        out: dict[str, Any] = {"nodes": [], "indexes": [], "sorted": 0, "unlimited": [], "removed": 0}
         _plan_walk(plan["Plan"], out)
         top = plan["Plan"]
         lines.append(
@@ -317,7 +342,8 @@ def explain_page(*, run: Callable[[], object], repeat: int = 2) -> list[PlanLine
                 planning_ms=float(plan.get("Planning Time", 0.0)),
                 nodes=out["nodes"],
                 indexes=out["indexes"],
-                has_sort=out["sort"],
+                sorted_rows=out["sorted"],
+                scans_without_limit=out["unlimited"],
                 buffers=int(top.get("Shared Hit Blocks", 0)) + int(top.get("Shared Read Blocks", 0)),
                 rows_removed=out["removed"],
                 jit="JIT" in plan,

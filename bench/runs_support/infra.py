@@ -22,6 +22,26 @@ from psycopg import sql
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_on_signals(max_seconds: float) -> None:
+    """SIGTERM, and SIGALRM after ``max_seconds``, raise KeyboardInterrupt in the bench's main
+    process, so its ``finally`` stops the children and drops what it made. ``signal.alarm(0)``
+    cancels the deadline."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGALRM, _interrupt)
+    signal.alarm(int(max_seconds))
+
+
+def default_signals() -> None:
+    """For a forked worker (a pool's initializer): SIGTERM and SIGALRM back to their defaults,
+    so stopping the pool does not print a traceback from every child."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
 class BenchError(RuntimeError):
     pass
 
