@@ -93,7 +93,8 @@ def _on_process_shutdown(**kwargs: object) -> None:
 
 @worker_ready.connect
 def _on_worker_ready(sender: object = None, **kwargs: object) -> None:
-    # The solo and threads pools run tasks in the main process, which gets no process init.
+    # The solo and threads pools run tasks in the main process, which beats from here (the
+    # threads pool sends no process init; the solo pool's is ignored, above).
     if worker_runs_tasks_in_main_process(sender):
         heartbeat_start(queues=_queues(getattr(sender, "app", None)))
 

@@ -32,7 +32,9 @@ def _on_worker_process_init(**kwargs: object) -> None:
 
 @worker_ready.connect
 def _on_worker_ready(sender: object = None, **kwargs: object) -> None:
-    # The solo and threads pools run tasks in the main process, which gets no process init.
+    # The solo and threads pools run tasks in the main process. The threads pool sends no
+    # process init; Celery 5.7's solo pool does, so there this finds the corpus already warm
+    # (one version read).
     from ops.signals import worker_runs_tasks_in_main_process
 
     if worker_runs_tasks_in_main_process(sender):
