@@ -84,8 +84,19 @@ def _cursor_class() -> Any:
     global _CURSOR_CLASS
     if _CURSOR_CLASS is None:
         from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]
+        from psycopg.types.datetime import TimestamptzLoader
 
         class Cursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                if settings.USE_TZ:
+                    # Django's timestamptz loader is a Python subclass of psycopg's (to pin the
+                    # zone, or drop it without USE_TZ), so psycopg cannot use its C loader: on a
+                    # feed page, 20 rows of timestamps, it was 0.4 ms of a 1 ms read. The
+                    # connection's zone is UTC under USE_TZ, so psycopg's own loader gives the
+                    # same aware UTC datetimes.
+                    self.adapters.register_loader("timestamptz", TimestamptzLoader)
+
             def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> Any:
                 self._query = pgq
                 return super()._send_query_prepared(name, pgq, **kwargs)

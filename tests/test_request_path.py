@@ -207,3 +207,24 @@ def test_prepared_cursor_is_djangos_cursor_when_turned_off(settings):
         cursor.execute("SELECT 1")
         assert cursor.fetchone()[0] == 1
         assert type(cursor.cursor).__name__ != "ServerBindingCursor"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's loaders")
+def test_prepared_cursor_reads_timestamps_as_the_orm_does_through_psycopgs_compiled_loader():
+    from psycopg.types.datetime import TimestamptzLoader
+
+    sql = "SELECT %s::timestamptz, NULL::timestamptz, '2026-03-29 01:30:00.123456+05:45'::timestamptz"
+    value = dt.datetime(2026, 11, 22, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value])
+        expected = cursor.fetchone()
+    with prepared_cursor() as fast:
+        fast.execute(sql, [value])
+        got = fast.fetchone()
+        loader = fast.cursor.adapters.get_loader(fast.cursor.adapters.types["timestamptz"].oid, 0)
+    assert got == expected
+    assert [v.utcoffset() for v in (got[0], got[2])] == [dt.timedelta(0)] * 2
+    assert got[0] == value and got[1] is None
+    assert got[2] == dt.datetime(2026, 3, 28, 19, 45, 0, 123456, tzinfo=dt.UTC)
+    # psycopg's compiled loader, not Django's pure-Python subclass.
+    assert loader.__name__ == TimestamptzLoader.__name__ and loader.__module__.endswith("._psycopg")
