@@ -269,7 +269,18 @@ class FeedItem(models.Model):
             models.UniqueConstraint(fields=["member", "match"], name="proposals_feed_once"),
         ]
         indexes = [
-            models.Index(F("member"), F("created_at").desc(), F("id").desc(), name="proposals_feed_newest"),
+            # The filters the newest-first reads apply ride along in the index: expiring_soon's
+            # second segment (everything but open pending matches) and min_compatibility are
+            # then index-only. Without them, a prepared statement's generic plan, which sizes a
+            # member at the average (a few dozen items), chose a bitmap scan and a sort of all
+            # of a busy member's items (thousands) over this ordered scan: 8 ms a page, not 1.
+            models.Index(
+                F("member"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="proposals_feed_newest",
+                include=["status", "expires_at", "compatibility"],
+            ),
             models.Index(F("member"), F("compatibility").desc(), F("id").desc(), name="proposals_feed_compat"),
             models.Index(
                 fields=["member", "expires_at", "id"], name="proposals_feed_expiring", condition=Q(status="pending")
