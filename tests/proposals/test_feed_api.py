@@ -700,6 +700,38 @@ def test_each_sort_and_filter_reads_its_index_without_sorting(feed_world, params
         assert _parent(plan, i).strip().startswith("->  Limit") or _parent(plan, i).startswith("Limit"), text
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL plan")
+@pytest.mark.parametrize(
+    ("sort", "segment", "min_compatibility"),
+    [("expiring_soon", 1, None), ("newest", 0, 0.5)],
+    ids=["expiring-second-segment", "newest-min-compatibility"],
+)
+def test_filters_on_the_newest_range_are_answered_from_the_index_alone(feed_world, sort, segment, min_compatibility):
+    """expiring_soon's second segment (all but open pending matches) and min_compatibility read
+    the newest index with a filter on columns it carries, so the ordered range under the LIMIT
+    needs no table row to decide. Without them, a prepared statement's generic plan (sized for
+    the average member) read all of a busy member's items by bitmap scan and sorted them."""
+    from proposals.feed import FeedQuery, page_statement
+
+    now = timezone.now()
+    as_of = now if sort == "expiring_soon" else None
+    cursor = Cursor(sort=sort, segment=segment, key=now - timedelta(hours=3), id=2**40, as_of=as_of)
+    sql, params = page_statement(
+        member_id=feed_world["me"].pk,
+        query=FeedQuery(sort=sort, cursor=cursor, min_compatibility=min_compatibility),
+    )
+    with connection.cursor() as db:
+        for method in ("seqscan", "indexscan", "bitmapscan", "sort"):  # only index-only reads left
+            db.execute(f"SET LOCAL enable_{method} = off")
+        db.execute("EXPLAIN " + sql, params)
+        plan = [row[0] for row in db.fetchall()]
+    text = "\n".join(plan)
+    scans = [i for i, line in enumerate(plan) if "Index Only Scan using proposals_feed_newest " in line]
+    assert scans, text
+    for i in scans:
+        assert _parent(plan, i).lstrip().removeprefix("->").lstrip().startswith("Limit"), text
+
+
 def _parent(plan, i):
     """The EXPLAIN line of node ``i``'s parent: the nearest line above it that starts less indented."""
     depth = len(plan[i]) - len(plan[i].lstrip())
