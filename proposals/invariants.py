@@ -135,12 +135,16 @@ def metrics_age() -> float | None:
     fresh = SystemMetric.objects.filter(recorded_at__gte=Now() - timedelta(minutes=10)).exists()
     if fresh:
         return 0.0
-    latest = _latest()
-    if latest is None:
-        return 11.0
     from django.utils import timezone
 
-    return (timezone.now() - latest.recorded_at).total_seconds() / 60
+    latest = _latest()
+    if latest is not None:
+        return (timezone.now() - latest.recorded_at).total_seconds() / 60
+    # Never recorded: count from when the loop started (its first proposal), so a platform
+    # that has just started is not critical for the minute before beat first records them,
+    # and one whose beat never runs still is, ten minutes on.
+    started = Proposal.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return 0.0 if started is None else (timezone.now() - started).total_seconds() / 60
 
 
 def proposals_healthy() -> bool:

@@ -242,3 +242,23 @@ def test_spent_and_long_expired_nonces_are_pruned_and_live_ones_kept():
     recent = WalletNonce.objects.create(nonce="recent01", expires_at=Now() - timedelta(minutes=1))
     assert wallet_nonces_prune() == 2
     assert set(WalletNonce.objects.values_list("pk", flat=True)) == {live.pk, recent.pk}
+
+
+def test_metrics_never_recorded_are_critical_only_once_the_loop_has_run_ten_minutes(members, loop_settings):
+    from proposals.invariants import metrics_age
+    from proposals.models import SystemMetric
+    from proposals.services import metrics_record
+
+    def state():
+        (invariant,) = [i for i in invariants_all() if i.name == "proposals.metrics_age_minutes"]
+        return invariant_evaluate(invariant)
+
+    assert not SystemMetric.objects.exists()
+    assert state().state == "ok" and metrics_age() == 0.0  # the loop has not started
+    proposal_queue_refill()
+    assert state().state == "ok"  # just started: beat records the first metrics within a minute
+    Proposal.objects.update(created_at=Now() - timedelta(minutes=11))
+    outcome = state()
+    assert outcome.state == "critical" and 11 <= outcome.value < 12, outcome
+    metrics_record()
+    assert state().state == "ok"
