@@ -140,10 +140,11 @@ def metrics_age() -> float | None:
     latest = _latest()
     if latest is not None:
         return (timezone.now() - latest.recorded_at).total_seconds() / 60
-    # Never recorded: count from when the loop started (its first proposal), so a platform
-    # that has just started is not critical for the minute before beat first records them,
-    # and one whose beat never runs still is, ten minutes on.
-    started = Proposal.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    # Never recorded: count from when the loop started (its first proposal, by the primary
+    # key: created_at has no index), so a platform that has just started is not critical for
+    # the minute before beat first records them, and one whose beat never runs still is, ten
+    # minutes on.
+    started = Proposal.objects.order_by("pk").values_list("created_at", flat=True).first()
     return 0.0 if started is None else (timezone.now() - started).total_seconds() / 60
 
 
