@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -66,43 +67,37 @@ def prepared_cursor() -> Any:
 
     if not is_psycopg3:
         return connection.cursor()
+    # Django's connection.cursor() (its _cursor), with this cursor class in place of its own.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    connection.validate_thread_sharing()
     with connection.wrap_database_errors:
-        raw = _cursor_class()(connection.connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+        return connection._prepare_cursor(_cursor_class()(connection.connection))  # type: ignore[attr-defined]
 
 
-_CURSOR_CLASS: Any = None
-
-
+@cache
 def _cursor_class() -> Any:
     """Django's server-binding cursor, remembering the statement it ran when psycopg runs it
     prepared (psycopg then keeps no query of its own, and Django's query log and
     ``CaptureQueriesContext`` would show None for its SQL)."""
-    global _CURSOR_CLASS
-    if _CURSOR_CLASS is None:
-        from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]
-        from psycopg.types.datetime import TimestamptzLoader
+    from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]
+    from psycopg.types.datetime import TimestamptzLoader
 
-        class Cursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                if settings.USE_TZ:
-                    # Django's timestamptz loader is a Python subclass of psycopg's (to pin the
-                    # zone, or drop it without USE_TZ), so psycopg cannot use its C loader: on a
-                    # feed page, 20 rows of timestamps, it was 0.4 ms of a 1 ms read. The
-                    # connection's zone is UTC under USE_TZ, so psycopg's own loader gives the
-                    # same aware UTC datetimes.
-                    self.adapters.register_loader("timestamptz", TimestamptzLoader)
+    class Cursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if settings.USE_TZ:
+                # Django's timestamptz loader is a Python subclass of psycopg's (to pin the
+                # zone, or drop it without USE_TZ), so psycopg cannot use its C loader: on a
+                # feed page, 20 rows of timestamps, it was 0.4 ms of a 1 ms read. The
+                # connection's zone is UTC under USE_TZ, so psycopg's own loader gives the
+                # same aware UTC datetimes.
+                self.adapters.register_loader("timestamptz", TimestamptzLoader)
 
-            def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> Any:
-                self._query = pgq
-                return super()._send_query_prepared(name, pgq, **kwargs)
+        def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> Any:
+            self._query = pgq
+            return super()._send_query_prepared(name, pgq, **kwargs)
 
-        _CURSOR_CLASS = Cursor
-    return _CURSOR_CLASS
+    return Cursor
 
 
 def _plan_changed(error: DatabaseError) -> bool:
