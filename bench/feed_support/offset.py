@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -27,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from matchplatform.exceptions import InvalidInput
-from ops.db import prepared_cursor
+from ops.db import prepared_rows
 from proposals import feed
 from proposals.feed import PENDING, FeedPage, FeedQuery, event_exists, feed_query_parse, item_data
 
@@ -44,9 +45,7 @@ def _picked(where: list[str], *, segment: int, column: str, descending: bool, of
 
 
 def _count(where: list[str], params: dict[str, Any]) -> int:
-    with prepared_cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {feed._FEED} f WHERE {' AND '.join(where)}", params)
-        return int(cursor.fetchone()[0])
+    return int(prepared_rows(f"SELECT COUNT(*) FROM {feed._FEED} f WHERE {' AND '.join(where)}", params)[0][0])
 
 
 def offset_page(*, user: User, query: FeedQuery, page: int) -> tuple[FeedPage, bool]:
@@ -82,7 +81,7 @@ def offset_page(*, user: User, query: FeedQuery, page: int) -> tuple[FeedPage, b
             more, read_at = feed._read(feed._statement(picked, feed._expiring_order("page"), clock), params)
             rows += more
     has_next = len(rows) > size
-    return FeedPage(items=rows[:size], next_cursor=None, now=read_at or feed.timezone.now()), has_next
+    return FeedPage(items=rows[:size], next_cursor=None, now=read_at or timezone.now()), has_next
 
 
 def page_parse(raw: str | None) -> int:
