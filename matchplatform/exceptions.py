@@ -7,6 +7,7 @@ Every error that leaves the API has the shape
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -21,8 +22,91 @@ from rest_framework.views import exception_handler as drf_default_handler
 logger = logging.getLogger(__name__)
 
 
+class ErrorCode(StrEnum):
+    """Every ``error.code`` the API can answer with: the schema lists these, and every raise
+    names one of them (DRF's own codes included, so a client can switch on the whole set)."""
+
+    # Generic input and protocol errors.
+    INVALID = "invalid"
+    MALFORMED = "malformed"
+    BAD_REQUEST = "bad_request"
+    REQUIRED = "required"
+    NULL = "null"
+    BLANK = "blank"
+    INVALID_TYPE = "invalid_type"
+    INVALID_CHOICE = "invalid_choice"
+    INVALID_PARAMETER = "invalid_parameter"
+    TOO_LONG = "too_long"
+    TOO_LARGE = "too_large"
+    MAX_LENGTH = "max_length"
+    MIN_LENGTH = "min_length"
+    MAX_VALUE = "max_value"
+    MIN_VALUE = "min_value"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_ACCEPTABLE = "not_acceptable"
+    # Who may do what.
+    NOT_AUTHENTICATED = "not_authenticated"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    BAD_CREDENTIALS = "bad_credentials"
+    ACCOUNT_DISABLED = "account_disabled"
+    LOCKED_OUT = "locked_out"
+    PERMISSION_DENIED = "permission_denied"
+    FORBIDDEN = "forbidden"
+    THROTTLED = "throttled"
+    # Not found.
+    NOT_FOUND = "not_found"
+    RUN_NOT_FOUND = "run_not_found"
+    PROPOSAL_NOT_FOUND = "proposal_not_found"
+    MATCH_NOT_FOUND = "match_not_found"
+    MEMBER_NOT_FOUND = "member_not_found"
+    CONVERSATION_NOT_FOUND = "conversation_not_found"
+    # State conflicts.
+    CONFLICT = "conflict"
+    LEASE_LOST = "lease_lost"
+    RUN_NOT_READY = "run_not_ready"
+    RUN_FAILED = "run_failed"
+    PROPOSAL_CLOSED = "proposal_closed"
+    NOT_A_VOTER = "not_a_voter"
+    ALREADY_VOTED = "already_voted"
+    ALREADY_MATCHED = "already_matched"
+    ALREADY_ANSWERED = "already_answered"
+    MATCH_CLOSED = "match_closed"
+    MATCH_NOT_ACCEPTED = "match_not_accepted"
+    CONVERSATION_CLOSED = "conversation_closed"
+    SAME_MEMBER = "same_member"
+    MEMBER_CONFLICT = "member_conflict"
+    PROFILE_CONFLICT = "profile_conflict"
+    USERNAME_TAKEN = "username_taken"
+    WALLET_TAKEN = "wallet_taken"
+    WALLET_ALREADY_LINKED = "wallet_already_linked"
+    # A submitted URL that can never be fetched (refused inputs, not platform errors).
+    INVALID_URL = "invalid_url"
+    INVALID_SCHEME = "invalid_scheme"
+    MISSING_HOST = "missing_host"
+    CREDENTIALS_NOT_ALLOWED = "credentials_not_allowed"
+    FORBIDDEN_HOST = "forbidden_host"
+    HOST_UNRESOLVABLE = "host_unresolvable"
+    FETCH_FAILED = "fetch_failed"
+    # Sign-In with Ethereum.
+    SIWE_MALFORMED = "siwe_malformed"
+    SIWE_DOMAIN = "siwe_domain"
+    SIWE_BAD_SIGNATURE = "siwe_bad_signature"
+    SIWE_NONCE_UNKNOWN = "siwe_nonce_unknown"
+    SIWE_NONCE_USED = "siwe_nonce_used"
+    SIWE_NONCE_EXPIRED = "siwe_nonce_expired"
+    SIWE_MESSAGE_EXPIRED = "siwe_message_expired"
+    SIWE_NOT_YET_VALID = "siwe_not_yet_valid"
+    SIWE_ISSUED_IN_FUTURE = "siwe_issued_in_future"
+    # The platform itself.
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"
+    SERVER_ERROR = "server_error"
+    APPLICATION_ERROR = "application_error"
+
+
 class ApplicationError(Exception):
-    code = "application_error"
+    code: str = ErrorCode.APPLICATION_ERROR
     http_status: int = status.HTTP_400_BAD_REQUEST
     default_message = "The request could not be completed."
 
@@ -30,36 +114,37 @@ class ApplicationError(Exception):
         self,
         message: str | None = None,
         *,
-        code: str | None = None,
+        code: ErrorCode | None = None,
         fields: dict[str, list[str]] | None = None,
     ) -> None:
         self.message = message or self.default_message
         if code is not None:
-            self.code = code
+            # ErrorCode(...) refuses a code outside the enumeration at the raise, in tests.
+            self.code = ErrorCode(code)
         self.fields = fields or {}
         super().__init__(self.message)
 
 
 class InvalidInput(ApplicationError):
-    code = "invalid"
+    code = ErrorCode.INVALID
     http_status = status.HTTP_400_BAD_REQUEST
     default_message = "The input is not valid."
 
 
 class NotFound(ApplicationError):
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
     http_status = status.HTTP_404_NOT_FOUND
     default_message = "Not found."
 
 
 class Forbidden(ApplicationError):
-    code = "forbidden"
+    code = ErrorCode.FORBIDDEN
     http_status = status.HTTP_403_FORBIDDEN
     default_message = "You do not have permission to do this."
 
 
 class Conflict(ApplicationError):
-    code = "conflict"
+    code = ErrorCode.CONFLICT
     http_status = status.HTTP_409_CONFLICT
     default_message = "The request conflicts with the current state."
 
@@ -67,18 +152,18 @@ class Conflict(ApplicationError):
 class LeaseLost(ApplicationError):
     """A worker tried to finish a queue row whose lease it no longer holds."""
 
-    code = "lease_lost"
+    code = ErrorCode.LEASE_LOST
     http_status = status.HTTP_409_CONFLICT
     default_message = "The lease on this item was lost; the result was dropped."
 
 
 class ServiceUnavailable(ApplicationError):
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
     http_status = status.HTTP_503_SERVICE_UNAVAILABLE
     default_message = "The service is temporarily unavailable."
 
 
-def error_body(*, code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(*, code: ErrorCode | str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
@@ -100,11 +185,15 @@ def _flatten_drf_detail(detail: Any) -> tuple[str, dict[str, Any]]:
     return str(detail), {}
 
 
-def _first_code(codes: Any) -> str:
-    """DRF nests error codes like its messages; the first one names the error."""
+_KNOWN_CODES = frozenset(ErrorCode)
+
+
+def _first_code(codes: Any) -> ErrorCode:
+    """DRF nests error codes like its messages; the first one names the error. A code outside
+    the enumeration (a DRF field code we do not list) answers as ``invalid``."""
     while isinstance(codes, (dict, list)) and codes:
         codes = next(iter(codes.values())) if isinstance(codes, dict) else codes[0]
-    return codes if isinstance(codes, str) and codes else "invalid"
+    return ErrorCode(codes) if codes in _KNOWN_CODES else ErrorCode.INVALID
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -121,17 +210,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             fields = {}
             message = "; ".join(exc.messages)
         return Response(
-            error_body(code="invalid", message=message, fields=fields),
+            error_body(code=ErrorCode.INVALID, message=message, fields=fields),
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, RequestDataTooBig):
         return Response(
-            error_body(code="too_large", message="The request body is too large."),
+            error_body(code=ErrorCode.TOO_LARGE, message="The request body is too large."),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, SuspiciousOperation):
         return Response(
-            error_body(code="bad_request", message="The request was malformed."), status=status.HTTP_400_BAD_REQUEST
+            error_body(code=ErrorCode.BAD_REQUEST, message="The request was malformed."),
+            status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
@@ -143,13 +233,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # Unexpected: let Django's 500 machinery log it, but answer in our shape.
         logger.exception("unhandled API error", exc_info=exc)
         return Response(
-            error_body(code="server_error", message="An unexpected error occurred."),
+            error_body(code=ErrorCode.SERVER_ERROR, message="An unexpected error occurred."),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     assert isinstance(exc, drf_exceptions.APIException)
     code = _first_code(exc.get_codes())
     message, fields = _flatten_drf_detail(exc.detail)
     if isinstance(exc, drf_exceptions.ParseError):
-        code = "malformed"
+        code = ErrorCode.MALFORMED
     response.data = error_body(code=code, message=message, fields=fields)
     return response
