@@ -4,6 +4,11 @@ Each app registers named checks in its ``AppConfig.ready``. A check is either a 
 check (a callable returning offending rows; any row is a failure at its level) or a
 *figure* check (a callable returning a number that must stay within warn / critical
 bounds). ``invariants_run`` evaluates them all; ``doctor``, beat and ``/api/health`` use it.
+
+A figure that is a rate, an average or a percentile declares ``min_sample`` and returns a
+``Reading`` with the size of the sample it was computed from: below the minimum it reads
+"not enough data" (``insufficient_data``, which counts as ok), never warn or critical, and
+every outcome names its sample ("n=4 < 20").
 """
 
 from __future__ import annotations
@@ -13,10 +18,35 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from ops.models import InvariantState
 
 State = str
-_ORDER = {InvariantState.OK: 0, InvariantState.WARN: 1, InvariantState.ERROR: 2, InvariantState.CRITICAL: 3}
+_ORDER = {
+    InvariantState.OK: 0,
+    InvariantState.INSUFFICIENT_DATA: 0,
+    InvariantState.WARN: 1,
+    InvariantState.ERROR: 2,
+    InvariantState.CRITICAL: 3,
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a figure check may return instead of a bare number: the value, the size of the
+    sample it was computed from (required when the invariant has a ``min_sample``), and words
+    for the detail column ("not applicable on SQLite", "57 of 100 connections")."""
+
+    value: float | None
+    sample: int | None = None
+    detail: str = ""
+
+
+def min_sample_default() -> int:
+    """The minimum sample of the rate, average and percentile invariants (read at each
+    evaluation, so a test or an operator can change it)."""
+    return int(settings.OPS_INVARIANT_MIN_SAMPLE)
 
 
 @dataclass(frozen=True)
@@ -32,6 +62,11 @@ class Invariant:
     warn_below: float | None = None
     critical_below: float | None = None
     unit: str = ""
+    # Figures only: below this many items the figure is "not enough data", not a state.
+    min_sample: int | Callable[[], int] | None = None
+
+    def min_sample_value(self) -> int | None:
+        return self.min_sample() if callable(self.min_sample) else self.min_sample
 
 
 @dataclass(frozen=True)
@@ -43,6 +78,7 @@ class InvariantOutcome:
     value: float | None
     detail: str
     seconds: float
+    sample: int | None = None
 
 
 _REGISTRY: dict[str, Invariant] = {}
@@ -71,8 +107,9 @@ def figure_invariant(
     warn_below: float | None = None,
     critical_below: float | None = None,
     unit: str = "",
+    min_sample: int | Callable[[], int] | None = None,
 ):
-    def decorator(func: Callable[[], float | None]) -> Callable[[], float | None]:
+    def decorator(func: Callable[[], float | Reading | None]) -> Callable[[], float | Reading | None]:
         invariant_register(
             Invariant(
                 name=name,
@@ -85,6 +122,7 @@ def figure_invariant(
                 warn_below=warn_below,
                 critical_below=critical_below,
                 unit=unit,
+                min_sample=min_sample,
             )
         )
         return func
@@ -108,9 +146,29 @@ def _figure_state(invariant: Invariant, value: float) -> State:
     return InvariantState.OK
 
 
+def _figure_judge(invariant: Invariant, result: Any) -> tuple[float | None, State, str, int | None]:
+    """(value, state, detail, sample) of a figure check's result."""
+    minimum = invariant.min_sample_value()
+    reading = result if isinstance(result, Reading) else Reading(value=None if result is None else float(result))
+    if minimum is not None and reading.sample is None:
+        raise TypeError(f"{invariant.name} has a minimum sample, so its check must return a Reading with its sample")
+    value = None if reading.value is None else float(reading.value)
+    sample = reading.sample
+    notes = [reading.detail] if reading.detail else []
+    if minimum is not None and sample is not None:
+        if sample < minimum:
+            detail = "; ".join([f"n={sample} < {minimum}: not enough data", *notes])
+            return value, InvariantState.INSUFFICIENT_DATA, detail, sample
+        notes.insert(0, f"n={sample}")
+    if value is None:
+        return None, InvariantState.OK, "; ".join(notes) or "no data", sample
+    return value, _figure_state(invariant, value), "; ".join(notes), sample
+
+
 def invariant_evaluate(invariant: Invariant) -> InvariantOutcome:
     started = time.perf_counter()
     value: float | None
+    sample: int | None = None
     try:
         result = invariant.check()
         if invariant.kind == "rows":
@@ -119,12 +177,7 @@ def invariant_evaluate(invariant: Invariant) -> InvariantOutcome:
             state = invariant.level if rows else InvariantState.OK
             detail = "; ".join(str(row) for row in rows[:5]) + (f" (+{len(rows) - 5} more)" if len(rows) > 5 else "")
         else:
-            if result is None:
-                value, state, detail = None, InvariantState.OK, "no data"
-            else:
-                value = float(result)
-                state = _figure_state(invariant, value)
-                detail = ""
+            value, state, detail, sample = _figure_judge(invariant, result)
     except Exception as exc:  # a broken check must show up, not take the others down
         value, state, detail = None, InvariantState.ERROR, f"{type(exc).__name__}: {exc}"[:1000]
     return InvariantOutcome(
@@ -135,6 +188,7 @@ def invariant_evaluate(invariant: Invariant) -> InvariantOutcome:
         value=value,
         detail=detail,
         seconds=time.perf_counter() - started,
+        sample=sample,
     )
 
 

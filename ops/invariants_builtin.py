@@ -1,4 +1,5 @@
-"""The checks ops owns: every queue's leases are being swept, workers are alive."""
+"""The checks ops owns: every queue's leases are being swept, workers are alive, the
+database has connections to spare."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from django.conf import settings
 from django.db.models import DurationField, ExpressionWrapper, F, Max
 from django.db.models.functions import Now
 
-from ops.invariants import figure_invariant, rows_invariant
+from ops.invariants import Reading, figure_invariant, rows_invariant
 from ops.models import DeadLetter
 from ops.queue import PROCESSING, QUEUED, queues_all
-from ops.selectors import workers_stale
+from ops.selectors import database_connections, workers_stale
 
 
 @rows_invariant(
@@ -72,3 +73,22 @@ def dead_letters_open() -> float:
 )
 def stale_workers() -> float:
     return float(workers_stale().count())
+
+
+@figure_invariant(
+    name="ops.database_connections",
+    app="ops",
+    description="Database connections in use, as a share of max_connections (PostgreSQL)",
+    warn_above=80,
+    critical_above=90,
+    unit="%",
+)
+def database_connections_used() -> Reading:
+    # The runbook's "connection pool > 90 %": past max_connections every process that opens
+    # a connection (a worker, beat, psql) fails with "too many clients", and nothing else
+    # would notice until work stops.
+    counts = database_connections()
+    if counts is None:
+        return Reading(value=None, detail="not applicable on SQLite")
+    used, maximum = counts
+    return Reading(value=round(100.0 * used / maximum, 1), detail=f"{used} of {maximum} connections in use")

@@ -108,6 +108,9 @@ class WorkerHeartbeat(models.Model):
 
 class InvariantState(models.TextChoices):
     OK = "ok", "OK"
+    # A rate, average or percentile over fewer runs than its minimum sample: one bad input
+    # among four runs is no alert. Counts as ok for the platform's status.
+    INSUFFICIENT_DATA = "insufficient_data", "Not enough data"
     WARN = "warn", "Warning"
     CRITICAL = "critical", "Critical"
     ERROR = "error", "Check failed to run"
@@ -116,8 +119,9 @@ class InvariantState(models.TextChoices):
 class InvariantResult(models.Model):
     name = models.CharField(max_length=100)
     app = models.CharField(max_length=50)
-    state = models.CharField(max_length=10, choices=InvariantState.choices)
+    state = models.CharField(max_length=20, choices=InvariantState.choices)
     value = models.FloatField(null=True, blank=True)
+    sample = models.PositiveIntegerField(null=True, blank=True, help_text="How many items a figure was computed from.")
     detail = models.TextField(blank=True, default="")
     checked_at = models.DateTimeField(db_default=Now(), editable=False)
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models.functions import Now
 
-from matchplatform.exceptions import LeaseLost
+from matchplatform.exceptions import ErrorCode, LeaseLost
 from ops.db import MillisecondsSince
 from ops.models import DeadLetter, LeaseQueueModel, QueueHistory, QueueStatus
 from ops.worker import worker_counters
@@ -139,7 +139,7 @@ class LeaseQueue:
                 )
             ]
         )
-        return LeaseLost(f"{self.label}#{lease.id}: {event} refused, the lease was lost")
+        return LeaseLost(f"{self.label}#{lease.id}: {event} refused, the lease was lost", code=ErrorCode.LEASE_LOST)
 
     # -- claim -----------------------------------------------------------------------
     def claim(self, *, owner: str, limit: int, ttl: float) -> list[Lease]:
@@ -240,7 +240,7 @@ class LeaseQueue:
             on_ack=(lambda held: on_ack()) if on_ack is not None else None,
         )
         if not acked:
-            raise LeaseLost(f"{self.label}#{lease.id}: ack refused, the lease was lost")
+            raise LeaseLost(f"{self.label}#{lease.id}: ack refused, the lease was lost", code=ErrorCode.LEASE_LOST)
 
     def ack_many(
         self,
@@ -350,10 +350,13 @@ class LeaseQueue:
         if not updated:
             raise self._lost(lease=lease, event="extend")
 
-    def fail(self, *, lease: Lease, error: str, retryable: bool = True) -> str:
+    def fail(self, *, lease: Lease, error: str, retryable: bool = True, fields: Mapping[str, Any] | None = None) -> str:
         """Record a failed attempt: back to queued after a jittered backoff, or dead when the
-        row has used its attempts (or the error is not worth retrying). Returns the new status."""
+        row has used its attempts (or the error is not worth retrying). ``fields`` sets the
+        domain's own columns in the same update (runs: the error's code and public message).
+        Returns the new status."""
         error = error[:4000]
+        extra = dict(fields or {})
         with transaction.atomic():
             row = self._held(lease).select_for_update().values("attempts", "rescues", "max_attempts").first()
             if row is None:
@@ -374,6 +377,7 @@ class LeaseQueue:
                         lease_expires_at=None,
                         last_error=error,
                         updated_at=Now(),
+                        **extra,
                     )
                 else:
                     new_status, event = self.dead_status, "dead"
@@ -383,6 +387,7 @@ class LeaseQueue:
                         last_error=error,
                         updated_at=Now(),
                         **self._finished(),
+                        **extra,
                     )
                 self._history(
                     [self._lease_event(lease, event=event, from_status=PROCESSING, to_status=new_status, error=error)]

@@ -49,6 +49,7 @@ def invariant_results_latest() -> list[InvariantOutcome]:
             value=r.value,
             detail=r.detail,
             seconds=0.0,
+            sample=r.sample,
         )
         for r in latest.values()
     ]
@@ -62,6 +63,23 @@ def database_ping() -> dict[str, Any]:
         return {"ok": True, "vendor": connection.vendor}
     except Exception as exc:
         return {"ok": False, "vendor": connection.vendor, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def database_connections() -> tuple[int, int] | None:
+    """(connections open, max_connections) on PostgreSQL; None on a database without a
+    server-wide connection limit (SQLite).
+
+    Counted from pg_stat_database, which every role may read (pg_stat_activity hides other
+    roles' sessions from a role without pg_read_all_stats)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT COALESCE(sum(numbackends), 0) FROM pg_stat_database),"
+            " current_setting('max_connections')::int"
+        )
+        used, maximum = cursor.fetchone()
+    return int(used), int(maximum)
 
 
 def broker_ping() -> dict[str, Any]:

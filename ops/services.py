@@ -60,7 +60,10 @@ def heartbeat_remove() -> None:
 def invariants_check_and_store() -> list[InvariantOutcome]:
     outcomes = invariants_run()
     InvariantResult.objects.bulk_create(
-        [InvariantResult(name=o.name, app=o.app, state=o.state, value=o.value, detail=o.detail) for o in outcomes]
+        [
+            InvariantResult(name=o.name, app=o.app, state=o.state, value=o.value, sample=o.sample, detail=o.detail)
+            for o in outcomes
+        ]
     )
     return outcomes
 

@@ -1,6 +1,9 @@
 """Worker hooks: every process that runs tasks sends heartbeats from a daemon thread from
 the moment it starts, and removes its row when it shuts down cleanly (a row that stops
-moving without being removed is a worker that died)."""
+moving without being removed is a worker that died).
+
+Beat's hook: as beat starts it runs ``OPS_BEAT_STARTUP_TASKS`` once, so a fresh platform
+has its first refill and its first invariant results at once, not a period later."""
 
 from __future__ import annotations
 
@@ -8,7 +11,14 @@ import logging
 import os
 import threading
 
-from celery.signals import task_prerun, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    beat_init,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.db import close_old_connections, connection
 
@@ -109,3 +119,36 @@ def _on_task_prerun(sender: object = None, task: object = None, **kwargs: object
     # A safety net for a process that runs tasks without the start-up signals (eager mode).
     if task is not None:
         heartbeat_start(queues=_queues(getattr(task, "app", None)))
+
+
+def beat_startup_tasks_run(*, app: object) -> dict[str, object]:
+    """Run each of ``OPS_BEAT_STARTUP_TASKS`` here and now, in order; returns each one's result
+    (or its error). A task that fails is logged and the others still run."""
+    loader = getattr(app, "loader", None)
+    if loader is not None:
+        # Beat has imported the task modules by now; anywhere else (a test, a shell) this
+        # imports them, so that every name below is registered.
+        loader.import_default_modules()
+    tasks = getattr(app, "tasks", {})
+    results: dict[str, object] = {}
+    for name in settings.OPS_BEAT_STARTUP_TASKS:
+        task = tasks.get(name)
+        if task is None:
+            logger.warning("beat start-up task %s is not registered; skipped", name)
+            continue
+        try:
+            # Called, not sent: the results are in before beat's first tick, whether or not a
+            # worker is up yet, and no task_prerun fires (beat is not a worker).
+            results[name] = task()
+        except Exception as exc:
+            logger.warning("beat start-up task %s failed", name, exc_info=True)
+            results[name] = exc
+    return results
+
+
+@beat_init.connect
+def _on_beat_init(sender: object = None, **kwargs: object) -> None:
+    from celery import current_app
+
+    results = beat_startup_tasks_run(app=getattr(sender, "app", None) or current_app)
+    logger.info("beat start-up tasks ran: %s", ", ".join(results) or "none")

@@ -45,13 +45,14 @@ class MatchRunAdmin(admin.ModelAdmin):
         "run_id",
         "canonical_url",
         "status",
+        "error_code",
         "attempts",
         "rescues",
         "match_count",
         "duration_ms",
         "created_at",
     )
-    list_filter = ("status",)
+    list_filter = ("status", "error_code")
     search_fields = ("run_id", "canonical_url")
     readonly_fields = [f.name for f in MatchRun._meta.fields]
     inlines = [MatchInline]

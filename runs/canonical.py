@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import quote, unquote_plus, urlsplit
 
-from matchplatform.exceptions import InvalidInput
+from matchplatform.exceptions import ErrorCode, InvalidInput
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -104,45 +104,45 @@ def url_parse(*, url: object, allowed_networks: Iterable[IPNetwork] = ()) -> Url
     not public (the fetcher's allow-list); nothing else is relaxed by it.
     """
     if not isinstance(url, str):
-        _reject(code="invalid_type", message="URL must be a string.")
+        _reject(code=ErrorCode.INVALID_TYPE, message="URL must be a string.")
     url = url.strip()
     if not url:
-        _reject(code="required", message="Enter a URL.")
+        _reject(code=ErrorCode.REQUIRED, message="Enter a URL.")
     if len(url) > URL_MAX_LENGTH:
-        _reject(code="too_long", message=f"URL must be at most {URL_MAX_LENGTH} characters long.")
+        _reject(code=ErrorCode.TOO_LONG, message=f"URL must be at most {URL_MAX_LENGTH} characters long.")
     if _UNSAFE_CHARACTERS.search(url):
-        _reject(code="invalid_url", message="URL must not contain spaces or control characters.")
+        _reject(code=ErrorCode.INVALID_URL, message="URL must not contain spaces or control characters.")
     try:
         url.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate (JSON allows "\ud800") cannot be percent-encoded or stored.
-        _reject(code="invalid_url", message="URL contains characters that are not valid text.")
+        _reject(code=ErrorCode.INVALID_URL, message="URL contains characters that are not valid text.")
     try:
         split = urlsplit(url)
     except ValueError:
-        _reject(code="invalid_url", message="URL is not well formed.")
+        _reject(code=ErrorCode.INVALID_URL, message="URL is not well formed.")
     scheme = split.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        _reject(code="invalid_scheme", message="URL must start with http:// or https://.")
+        _reject(code=ErrorCode.INVALID_SCHEME, message="URL must start with http:// or https://.")
     if "@" in split.netloc:
-        _reject(code="credentials_not_allowed", message="URL must not contain a user name or password.")
+        _reject(code=ErrorCode.CREDENTIALS_NOT_ALLOWED, message="URL must not contain a user name or password.")
     if not split.hostname:
-        _reject(code="missing_host", message="URL must include a host name, like https://example.com.")
+        _reject(code=ErrorCode.MISSING_HOST, message="URL must include a host name, like https://example.com.")
     try:
         port = split.port
     except ValueError:
-        _reject(code="invalid_url", message="URL has an invalid port.")
+        _reject(code=ErrorCode.INVALID_URL, message="URL has an invalid port.")
     if port == 0:
-        _reject(code="invalid_url", message="URL has an invalid port.")
+        _reject(code=ErrorCode.INVALID_URL, message="URL has an invalid port.")
     host, address = _host_normalize(host=split.hostname)
     if address is not None:
         if not ip_is_public(address=address) and not _address_in(address=address, networks=allowed_networks):
             _reject(
-                code="forbidden_host",
+                code=ErrorCode.FORBIDDEN_HOST,
                 message="URL must not point to a private, local or reserved IP address.",
             )
     elif host == "localhost" or host.endswith(".localhost"):
-        _reject(code="forbidden_host", message="URL must not point to localhost.")
+        _reject(code=ErrorCode.FORBIDDEN_HOST, message="URL must not point to localhost.")
     return UrlParts(
         scheme=scheme,
         host=host,
@@ -171,11 +171,11 @@ def url_canonicalize(*, url: object, allowed_networks: Iterable[IPNetwork] = ())
     canonical = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}" + (f"?{query}" if query else "")
     # Percent-encoding can make the canonical form longer than what was typed.
     if len(canonical) > URL_MAX_LENGTH:
-        _reject(code="too_long", message=f"URL must be at most {URL_MAX_LENGTH} characters long.")
+        _reject(code=ErrorCode.TOO_LONG, message=f"URL must be at most {URL_MAX_LENGTH} characters long.")
     return canonical
 
 
-def _reject(*, code: str, message: str) -> NoReturn:
+def _reject(*, code: ErrorCode, message: str) -> NoReturn:
     raise InvalidInput(message, code=code, fields={"url": [message]})
 
 
@@ -194,9 +194,9 @@ def _host_normalize(*, host: str) -> tuple[str, IPAddress | None]:
         try:
             address6 = ipaddress.IPv6Address(host)
         except ValueError:
-            _reject(code="invalid_url", message="URL has an invalid IPv6 address.")
+            _reject(code=ErrorCode.INVALID_URL, message="URL has an invalid IPv6 address.")
         if address6.scope_id:
-            _reject(code="invalid_url", message="URL must not contain an IPv6 zone.")
+            _reject(code=ErrorCode.INVALID_URL, message="URL must not contain an IPv6 zone.")
         if address6.ipv4_mapped is not None:
             # One spelling per endpoint: ::ffff:a.b.c.d is printed differently across Pythons.
             return str(address6.ipv4_mapped), address6.ipv4_mapped
@@ -206,16 +206,16 @@ def _host_normalize(*, host: str) -> tuple[str, IPAddress | None]:
     try:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        _reject(code="invalid_url", message="URL has an invalid host name.")
+        _reject(code=ErrorCode.INVALID_URL, message="URL has an invalid host name.")
     labels = host.split(".")
     if _NUMERIC_LABEL.fullmatch(labels[-1]):
         try:
             address4 = ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:
-            _reject(code="invalid_url", message="URL has an invalid IP address.")
+            _reject(code=ErrorCode.INVALID_URL, message="URL has an invalid IP address.")
         return str(address4), address4
     if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        _reject(code="invalid_url", message="URL has an invalid host name.")
+        _reject(code=ErrorCode.INVALID_URL, message="URL has an invalid host name.")
     return host, None
 
 

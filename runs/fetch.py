@@ -29,7 +29,7 @@ from urllib.parse import urljoin
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from matchplatform.exceptions import ApplicationError, InvalidInput
+from matchplatform.exceptions import ApplicationError, ErrorCode, InvalidInput
 from runs.canonical import IPAddress, IPNetwork, UrlParts, ip_is_public, url_canonicalize, url_parse
 from runs.vocab import SECTOR_KEYWORDS, SECTORS
 
@@ -67,14 +67,36 @@ class PageProfile:
     final_url: str  # canonical form of the URL the page was finally served from
 
 
+# How the resolver says a name has no address (NXDOMAIN, no A/AAAA record): the input's
+# fault, for good. EAI_AGAIN (the resolver timed out or failed) and the rest are ours.
+_NAME_UNKNOWN = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA", "EAI_ADDRFAMILY") if hasattr(socket, name)
+)
+
+
 class FetchError(ApplicationError):
-    code = "fetch_failed"
+    """A page that could not be fetched. ``message`` is the operators' detail (logs, queue
+    history, the staff debug view); ``public`` says what is wrong with the submitted URL in
+    words anyone may read, never how internal names resolve.
+
+    ``retryable`` False is a permanent input error (a host that does not resolve or points
+    inside, a 404, a PDF: a retry will not change it); its code is one of the refused-input
+    codes. Retryable failures (timeouts, 5xx, a refused connection) are ``unavailable``."""
+
+    code = ErrorCode.UNAVAILABLE
     default_message = "The page could not be fetched."
 
-    def __init__(self, message: str | None = None, *, retryable: bool = True) -> None:
-        # A refused host, a 404 or a PDF will not change on retry; a timeout might.
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retryable: bool = True,
+        code: ErrorCode | None = None,
+        public: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code or (ErrorCode.UNAVAILABLE if retryable else ErrorCode.FETCH_FAILED))
         self.retryable = retryable
+        self.public = public or self.default_message
 
 
 def page_fetch(*, url: str) -> PageProfile:
@@ -88,18 +110,25 @@ def page_fetch(*, url: str) -> PageProfile:
     max_bytes = int(settings.RUNS_FETCH_MAX_BYTES)
     max_redirects = int(settings.RUNS_FETCH_MAX_REDIRECTS)
 
-    parts = _url_vet(url=url, allowed=allowed, refusal=f"refusing to fetch {url}")
+    parts = _url_vet(url=url, allowed=allowed, refusal=f"refusing to fetch {url}", public="")
     redirects = 0
     while True:
         response = _response_get(parts=parts, allowed=allowed, deadline=deadline, max_bytes=max_bytes)
         if response.location is None:
             break
         if redirects >= max_redirects:
-            raise FetchError(f"too many redirects fetching {url}: gave up after {max_redirects}", retryable=False)
+            raise FetchError(
+                f"too many redirects fetching {url}: gave up after {max_redirects}",
+                retryable=False,
+                public=f"The page at {url} redirects more than {max_redirects} times.",
+            )
         redirects += 1
         target = urljoin(str(parts), response.location)
         parts = _url_vet(
-            url=target, allowed=allowed, refusal=f"refusing to follow the redirect from {parts} to {target}"
+            url=target,
+            allowed=allowed,
+            refusal=f"refusing to follow the redirect from {parts} to {target}",
+            public=f"The page at {parts} redirects to a URL that cannot be fetched: ",
         )
 
     return _profile_extract(
@@ -195,11 +224,13 @@ def _address_allowed(*, address: IPAddress, allowed: tuple[IPNetwork, ...]) -> b
     return any(candidate in network for network in allowed for candidate in candidates)
 
 
-def _url_vet(*, url: str, allowed: tuple[IPNetwork, ...], refusal: str) -> UrlParts:
+def _url_vet(*, url: str, allowed: tuple[IPNetwork, ...], refusal: str, public: str) -> UrlParts:
     try:
         return url_parse(url=url, allowed_networks=allowed)
     except InvalidInput as exc:
-        raise FetchError(f"{refusal}: {exc.message}", retryable=False) from exc
+        raise FetchError(
+            f"{refusal}: {exc.message}", retryable=False, code=ErrorCode(exc.code), public=public + exc.message
+        ) from exc
 
 
 def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> list[_Address]:
@@ -216,7 +247,15 @@ def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> li
             infos = socket.getaddrinfo(parts.host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise FetchError(f"could not resolve the host {parts.host} of {parts}: {reason}") from exc
+            detail = f"could not resolve the host {parts.host} of {parts}: {reason}"
+            if isinstance(exc, socket.gaierror) and exc.errno not in _NAME_UNKNOWN:
+                # The resolver failed, not the name: a platform error, worth a retry.
+                raise FetchError(
+                    detail, public=f"The host {parts.host} could not be looked up just now; retrying."
+                ) from exc
+            raise FetchError(
+                detail, retryable=False, code=ErrorCode.HOST_UNRESOLVABLE, public=_unresolvable(parts.host)
+            ) from exc
         resolved = [(info[0], info[4]) for info in infos]
 
     addresses: list[_Address] = []
@@ -228,12 +267,28 @@ def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> li
             # The address stays in the log: the run's error is shown to anonymous users, and
             # how internal names resolve is not theirs to learn.
             logger.info("refused %s: %s resolves to non-public %s", parts, parts.host, ip)
-            raise FetchError(f"refusing to fetch {parts}: the host resolves to a non-public address", retryable=False)
+            # The caller reads the same code and words as for a name that does not exist:
+            # different answers would let anyone probe which internal names resolve.
+            raise FetchError(
+                f"refusing to fetch {parts}: the host resolves to a non-public address",
+                retryable=False,
+                code=ErrorCode.HOST_UNRESOLVABLE,
+                public=_unresolvable(parts.host),
+            )
         if all(existing.sockaddr != sockaddr for existing in addresses):
             addresses.append(_Address(family=socket.AddressFamily(family), sockaddr=tuple(sockaddr), ip=ip))
     if not addresses:
-        raise FetchError(f"could not resolve the host {parts.host} of {parts}: no addresses")
+        raise FetchError(
+            f"could not resolve the host {parts.host} of {parts}: no addresses",
+            retryable=False,
+            code=ErrorCode.HOST_UNRESOLVABLE,
+            public=_unresolvable(parts.host),
+        )
     return addresses
+
+
+def _unresolvable(host: str) -> str:
+    return f"The host {host} does not resolve to a public address."
 
 
 def _socket_open(*, addresses: list[_Address], deadline: _Deadline) -> socket.socket:
@@ -303,9 +358,11 @@ def _response_get(*, parts: UrlParts, allowed: tuple[IPNetwork, ...], deadline: 
     except FetchError:
         raise
     except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
-            raise FetchError(f"timed out after {deadline.seconds:g} s fetching {parts}") from exc
-        raise FetchError(_network_error_describe(exc=exc, parts=parts, deadline=deadline)) from exc
+        # At the deadline the watchdog shut the socket down: whatever the read then raised,
+        # the failure is the timeout.
+        failure: BaseException = TimeoutError("deadline exceeded") if expired.is_set() else exc
+        detail, public = _network_error_describe(exc=failure, parts=parts, deadline=deadline)
+        raise FetchError(detail, public=public) from exc
     finally:
         watchdog.cancel()
         if connection is not None:
@@ -325,7 +382,9 @@ def _response_read(
         return _Response(location=location.strip())
     if not 200 <= response.status < 300:
         raise FetchError(
-            f"HTTP {response.status} from {parts}", retryable=response.status >= 500 or response.status in (408, 429)
+            f"HTTP {response.status} from {parts}",
+            retryable=response.status >= 500 or response.status in (408, 429),
+            public=f"The page at {parts} answered HTTP {response.status}.",
         )
 
     # A missing Content-Type is let through (parsing bytes as HTML is harmless); a declared
@@ -333,11 +392,15 @@ def _response_read(
     if response.getheader("Content-Type") is not None:
         content_type = response.headers.get_content_type()
         if content_type not in _HTML_TYPES:
-            raise FetchError(f"{parts} is not an HTML page (content type {content_type})", retryable=False)
+            raise FetchError(
+                f"{parts} is not an HTML page (content type {content_type})",
+                retryable=False,
+                public=f"The page at {parts} is not an HTML page (it is {content_type}).",
+            )
 
     declared = (response.getheader("Content-Length") or "").strip()
     if declared.isdigit() and int(declared) > max_bytes:
-        raise FetchError(f"page at {parts} is larger than {max_bytes} bytes", retryable=False)
+        raise _too_large(parts=parts, max_bytes=max_bytes)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -348,7 +411,7 @@ def _response_read(
         size += len(chunk)
         # Stop at the first byte past the cap: a hostile server may never end its body.
         if size > max_bytes:
-            raise FetchError(f"page at {parts} is larger than {max_bytes} bytes", retryable=False)
+            raise _too_large(parts=parts, max_bytes=max_bytes)
         chunks.append(chunk)
     if response.length:
         # read1 reports a connection closed before Content-Length bytes as a plain end of
@@ -367,35 +430,61 @@ def _body_inflate(*, body: bytes, encoding: str, parts: UrlParts, max_bytes: int
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise FetchError(f"{parts} sent an unsupported content encoding {encoding}", retryable=False)
+        raise FetchError(
+            f"{parts} sent an unsupported content encoding {encoding}",
+            retryable=False,
+            public=f"The page at {parts} uses a content encoding we cannot read ({encoding}).",
+        )
     # We asked for identity, but some servers compress anyway; the cap applies to the
     # inflated size too, so a small compressed bomb cannot blow up memory.
     inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)
     try:
         inflated = inflater.decompress(body, max_bytes + 1)
     except zlib.error as exc:
-        raise FetchError(f"{parts} sent a corrupt {encoding} body") from exc
+        raise FetchError(
+            f"{parts} sent a corrupt {encoding} body", public=f"The page at {parts} sent a corrupt {encoding} body."
+        ) from exc
     if len(inflated) > max_bytes:
-        raise FetchError(f"page at {parts} is larger than {max_bytes} bytes", retryable=False)
+        raise _too_large(parts=parts, max_bytes=max_bytes)
     return inflated
 
 
-def _network_error_describe(*, exc: BaseException, parts: UrlParts, deadline: _Deadline) -> str:
+def _too_large(*, parts: UrlParts, max_bytes: int) -> FetchError:
+    return FetchError(
+        f"page at {parts} is larger than {max_bytes} bytes",
+        retryable=False,
+        public=f"The page at {parts} is larger than {max_bytes} bytes.",
+    )
+
+
+def _network_error_describe(*, exc: BaseException, parts: UrlParts, deadline: _Deadline) -> tuple[str, str]:
+    """(the operators' detail, the public words) for a network failure."""
     if isinstance(exc, TimeoutError):
-        return f"timed out after {deadline.seconds:g} s fetching {parts}"
+        text = f"timed out after {deadline.seconds:g} s fetching {parts}"
+        return text, f"The page at {parts} did not answer within {deadline.seconds:g} s."
     if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused by {parts.netloc} fetching {parts}"
+        return (
+            f"connection refused by {parts.netloc} fetching {parts}",
+            f"The server at {parts.netloc} refused the connection.",
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate of {parts.host} is not valid: {exc.verify_message or exc.reason}"
+        return (
+            f"TLS certificate of {parts.host} is not valid: {exc.verify_message or exc.reason}",
+            f"The TLS certificate of {parts.host} is not valid.",
+        )
     if isinstance(exc, ssl.SSLError):
-        return f"TLS error talking to {parts.netloc}: {exc.reason or exc}"
+        return f"TLS error talking to {parts.netloc}: {exc.reason or exc}", f"TLS with {parts.netloc} failed."
     if isinstance(exc, http.client.RemoteDisconnected):
-        return f"{parts.netloc} closed the connection without answering"
+        text = f"{parts.netloc} closed the connection without answering"
+        return text, f"The server at {text}."
     if isinstance(exc, http.client.HTTPException):
-        return f"invalid HTTP response from {parts}: {type(exc).__name__}"
+        return (
+            f"invalid HTTP response from {parts}: {type(exc).__name__}",
+            f"The server at {parts.netloc} sent an invalid HTTP response.",
+        )
     if isinstance(exc, OSError):
-        return f"network error fetching {parts}: {exc.strerror or exc}"
-    return f"could not fetch {parts}"
+        return f"network error fetching {parts}: {exc.strerror or exc}", f"The page at {parts} could not be reached."
+    return f"could not fetch {parts}", f"The page at {parts} could not be reached."
 
 
 def _body_decode(*, body: bytes, charset: str | None) -> str:

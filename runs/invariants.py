@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.db.models import Avg, Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Now
 
-from ops.invariants import figure_invariant, rows_invariant
-from runs.models import ACTIVE_RUN_STATUSES, MatchRun, MatchRunStatus, StartupInvestorMatch
+from ops.invariants import Reading, figure_invariant, min_sample_default, rows_invariant
+from runs.models import ACTIVE_RUN_STATUSES, REFUSED_INPUT_CODES, MatchRun, MatchRunStatus, StartupInvestorMatch
 
 APP = "runs"
 FINISHED = (MatchRunStatus.READY, MatchRunStatus.ERROR)
@@ -16,6 +16,11 @@ FINISHED = (MatchRunStatus.READY, MatchRunStatus.ERROR)
 
 def _last_hour() -> Q:
     return Q(finished_at__gte=Now() - timedelta(hours=1))
+
+
+def _refused() -> Q:
+    """Runs that failed because of their input: not the platform's errors."""
+    return Q(status=MatchRunStatus.ERROR, error_code__in=[str(code) for code in REFUSED_INPUT_CODES])
 
 
 @rows_invariant(name="runs.one_active_run_per_url", app=APP, description="No canonical URL has two active runs")
@@ -48,15 +53,33 @@ def ready_runs_without_matches() -> list[str]:
 @figure_invariant(
     name="runs.error_rate_last_hour",
     app=APP,
-    description="Share of runs finished in the last hour that ended in error",
+    description="Share of runs finished in the last hour that failed on the platform's side (refused inputs left out)",
     warn_above=0.05,
     critical_above=0.10,
+    min_sample=min_sample_default,
 )
-def error_rate_last_hour() -> float | None:
+def error_rate_last_hour() -> Reading:
     counts = MatchRun.objects.filter(_last_hour(), status__in=FINISHED).aggregate(
-        total=Count("id"), errors=Count("id", filter=Q(status=MatchRunStatus.ERROR))
+        total=Count("id"),
+        errors=Count("id", filter=Q(status=MatchRunStatus.ERROR) & ~_refused()),
+        refused=Count("id", filter=_refused()),
     )
-    return counts["errors"] / counts["total"] if counts["total"] else None
+    judged = counts["total"] - counts["refused"]
+    return Reading(
+        value=counts["errors"] / judged if judged else None,
+        sample=judged,
+        detail=f"{counts['errors']} error(s); {counts['refused']} refused input(s) left out",
+    )
+
+
+@figure_invariant(
+    name="runs.refused_inputs_last_hour",
+    app=APP,
+    description="Runs finished in the last hour that were refused because of their input (a host that does not "
+    "resolve or points inside, a page that is gone, not HTML or too large); never retried, not errors",
+)
+def refused_inputs_last_hour() -> float:
+    return float(MatchRun.objects.filter(_last_hour(), _refused()).count())
 
 
 @figure_invariant(
@@ -66,10 +89,14 @@ def error_rate_last_hour() -> float | None:
     warn_above=10,
     critical_above=30,
     unit="s",
+    min_sample=min_sample_default,
 )
-def avg_duration_last_hour() -> float | None:
-    avg = MatchRun.objects.filter(_last_hour(), status=MatchRunStatus.READY).aggregate(a=Avg("duration_ms"))["a"]
-    return None if avg is None else float(avg) / 1000.0
+def avg_duration_last_hour() -> Reading:
+    figures = MatchRun.objects.filter(_last_hour(), status=MatchRunStatus.READY).aggregate(
+        avg=Avg("duration_ms"), n=Count("id")
+    )
+    avg = figures["avg"]
+    return Reading(value=None if avg is None else float(avg) / 1000.0, sample=figures["n"])
 
 
 @figure_invariant(

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from matchplatform.exceptions import ErrorCode
 from ops.models import LeaseQueueModel
 from runs.vocab import STAGES
 
@@ -89,6 +90,26 @@ class MatchRunStatus(models.TextChoices):
 
 ACTIVE_RUN_STATUSES = (MatchRunStatus.CREATED, MatchRunStatus.QUEUED, MatchRunStatus.PROCESSING)
 
+# A run that failed with one of these was refused because of what was submitted (a host
+# that does not resolve or points inside, a page that is gone, not HTML or too large): it is
+# never retried and stays out of the platform's error rate, counted apart as a refused input.
+# Timeouts, 5xx answers and our own failures are platform errors (unavailable, server_error).
+REFUSED_INPUT_CODES = frozenset(
+    {
+        ErrorCode.INVALID_URL,
+        ErrorCode.INVALID_SCHEME,
+        ErrorCode.MISSING_HOST,
+        ErrorCode.CREDENTIALS_NOT_ALLOWED,
+        ErrorCode.FORBIDDEN_HOST,
+        ErrorCode.HOST_UNRESOLVABLE,
+        ErrorCode.TOO_LONG,
+        ErrorCode.FETCH_FAILED,
+    }
+)
+# What a caller reads when a run failed on our side; the operators' detail stays in
+# last_error and the queue history (the staff debug view).
+RUN_FAILED_ON_OUR_SIDE = "The run failed on our side, not because of the URL."
+
 
 class MatchRun(LeaseQueueModel):
     """One request to match a startup; also a row of the runs lease queue."""
@@ -102,6 +123,10 @@ class MatchRun(LeaseQueueModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True, help_text="Submit to finish, by the DB clock")
+    # The last failure, for callers: its ErrorCode and what is wrong, in words safe to show
+    # anyone (last_error keeps the operators' detail).
+    error_code = models.CharField(max_length=40, blank=True, default="", help_text="ErrorCode of the last failure")
+    error_message = models.TextField(blank=True, default="", help_text="The last failure, in words for users")
 
     class Meta:
         constraints = [

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 
-from matchplatform.exceptions import Conflict, LeaseLost
+from matchplatform.exceptions import Conflict, ErrorCode, LeaseLost
 from ops.models import DeadLetter, QueueHistory
 from ops.queue import Lease
 from ops.worker import worker_id
@@ -23,6 +23,7 @@ from runs.engine import ScoredInvestor, StartupProfile, corpus_cache, matches_ra
 from runs.fetch import FetchError, PageProfile, page_fetch
 from runs.models import (
     ACTIVE_RUN_STATUSES,
+    RUN_FAILED_ON_OUR_SIDE,
     Investor,
     InvestorCorpusVersion,
     MatchRun,
@@ -130,7 +131,7 @@ def match_run_submit(*, url: object) -> Submission:
         except IntegrityError:
             # Another request created the active run between our read and our insert.
             continue
-    raise Conflict("The run for this URL is changing state; try again.", code="busy")
+    raise Conflict("The run for this URL is changing state; try again.", code=ErrorCode.BUSY)
 
 
 # -- processing -----------------------------------------------------------------------
@@ -158,6 +159,9 @@ def _startup_resolve(*, run: MatchRun, lease: Lease) -> Startup:
     return startup_upsert_from_page(canonical_url=run.canonical_url, page=page)
 
 
+_FAILED_ON_OUR_SIDE = {"error_code": ErrorCode.SERVER_ERROR, "error_message": RUN_FAILED_ON_OUR_SIDE}
+
+
 @dataclass(frozen=True)
 class ScoredRun:
     lease: Lease
@@ -180,13 +184,18 @@ def match_run_score(*, lease: Lease) -> ScoredRun | None:
         )
         ranked = matches_rank(corpus=corpus_cache.get(), startup=profile, k=settings.RUNS_TOP_K)
     except FetchError as exc:
-        runs_queue.fail(lease=lease, error=exc.message, retryable=exc.retryable)
+        runs_queue.fail(
+            lease=lease,
+            error=exc.message,
+            retryable=exc.retryable,
+            fields={"error_code": exc.code, "error_message": exc.public},
+        )
         return None
     except (LeaseLost, SoftTimeLimitExceeded):
         raise
     except Exception as exc:
         logger.exception("match run %s failed", run.run_id)
-        runs_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}")
+        runs_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}", fields=_FAILED_ON_OUR_SIDE)
         return None
     return ScoredRun(lease=lease, startup=startup, ranked=ranked)
 
@@ -219,6 +228,8 @@ def match_runs_store(*, scored: list[ScoredRun]) -> list[int]:
                 "match_count": len(item.ranked),
                 "startup_id": item.startup.pk,
                 "last_error": "",
+                "error_code": "",
+                "error_message": "",
             }
             for item in scored
         },
@@ -230,7 +241,7 @@ def match_run_process(*, lease: Lease) -> str:
     """Score one claimed run and store its matches; returns the run's new status."""
     scored = match_run_score(lease=lease)
     if scored is not None and not match_runs_store(scored=[scored]):
-        raise LeaseLost(f"run #{lease.id}: the lease was lost before its result was stored")
+        raise LeaseLost(f"run #{lease.id}: the lease was lost before its result was stored", code=ErrorCode.LEASE_LOST)
     return MatchRun.objects.filter(pk=lease.id).values_list("status", flat=True).get()
 
 
@@ -293,7 +304,7 @@ def _scored_store(*, scored: list[ScoredRun]) -> None:
             item = scored[0]
             logger.exception("storing run #%s failed", item.lease.id)
             with contextlib.suppress(LeaseLost):
-                runs_queue.fail(lease=item.lease, error="could not store the run's matches")
+                runs_queue.fail(lease=item.lease, error="could not store the run's matches", fields=_FAILED_ON_OUR_SIDE)
             return
         logger.warning("storing a batch of %s runs failed; storing them one by one", len(scored), exc_info=True)
     for item in scored:
@@ -379,6 +390,8 @@ def match_runs_archive(
                             "attempts": run.attempts,
                             "rescues": run.rescues,
                             "last_error": run.last_error,
+                            "error_code": run.error_code,
+                            "error_message": run.error_message,
                             "duration_ms": run.duration_ms,
                             "started_at": run.started_at.isoformat() if run.started_at else None,
                             "matches": matches.get(run.pk, []),

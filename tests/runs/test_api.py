@@ -90,7 +90,6 @@ def test_a_processed_run_reports_its_status_and_ranked_matches(api_client):
     ("body", "content_type", "code"),
     [
         ("{not json", "application/json", "malformed"),
-        ("url=https://acme.example", "application/x-www-form-urlencoded", "malformed"),
         ("", "application/json", "required"),
         ("[]", "application/json", "invalid"),
         ('"https://acme.example"', "application/json", "invalid"),
@@ -98,6 +97,9 @@ def test_a_processed_run_reports_its_status_and_ranked_matches(api_client):
         ('{"url": null}', "application/json", "invalid_type"),
         ('{"url": 42}', "application/json", "invalid_type"),
         ('{"url": ["https://acme.example"]}', "application/json", "invalid_type"),
+        ('{"url": {}}', "application/json", "invalid_type"),
+        ('{"url": true}', "application/json", "invalid_type"),
+        ('{"url": 1.5}', "application/json", "invalid_type"),
         ('{"url": ""}', "application/json", "required"),
         ('{"url": "ftp://acme.example/file"}', "application/json", "invalid_scheme"),
         ('{"url": "javascript:alert(1)"}', "application/json", "invalid_scheme"),
@@ -122,6 +124,15 @@ def test_bad_input_gets_a_400_in_the_error_shape_and_creates_nothing(api_client,
     assert MatchRun.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]
+)
+def test_a_body_that_does_not_say_it_is_json_is_a_415(api_client, content_type):
+    response = api_client.post(SUBMIT, data='{"url": "https://acme.example"}', content_type=content_type)
+    assert_error_shape(response, 415, "unsupported_media_type")
+    assert MatchRun.objects.count() == 0
+
+
 def test_a_url_over_2048_characters_is_refused(api_client):
     url = "https://acme.example/" + "a" * 2030
     assert len(url) > 2048
@@ -137,8 +148,8 @@ def test_a_huge_body_is_a_clear_413_not_a_500(api_client):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ('{"url": "https://a.example/\\ud800"}', "invalid_url"),
-        ('{"url": "https://a.example/#\\udfff"}', "invalid_url"),
+        ('{"url": "https://a.example/\\ud800"}', "malformed"),
+        ('{"url": "https://a.example/#\\udfff"}', "malformed"),
         ("[" * 30_000, "malformed"),
         ('{"url": "https://a.example/' + "\u00e9" * 1500 + '"}', "too_long"),
     ],
@@ -182,7 +193,8 @@ def test_the_debug_timeline_is_for_staff_only(api_client, staff_client):
     run_id = post(api_client, {"url": "https://acme.example"}).json()["run_id"]
     match_runs_process_batch()
 
-    assert api_client.get(f"{SUBMIT}/{run_id}/debug").status_code == 403
+    # 401 or 403 depending on which authentication scheme answers first; refused either way.
+    assert api_client.get(f"{SUBMIT}/{run_id}/debug").status_code in (401, 403)
     body = staff_client.get(f"{SUBMIT}/{run_id}/debug").json()
     assert [step["event"] for step in body["timeline"]] == ["submit", "claim", "ack"]
     assert body["attempts"] == 1
@@ -200,12 +212,14 @@ def test_the_hourly_health_is_for_staff_only_and_counts_outcomes(api_client, sta
         post(api_client, {"url": "https://unknown-startup.invalid"})
         match_runs_process_batch()
 
-    assert api_client.get("/api/match/health/hourly").status_code == 403
+    assert api_client.get("/api/match/health/hourly").status_code in (401, 403)
     (hour,) = staff_client.get("/api/match/health/hourly").json()["hours"]
     assert hour["total"] == 2
     assert hour["successes"] == 1
-    assert hour["errors"] == 1
-    assert hour["error_rate"] == 0.5
+    # A host that does not resolve is the input's fault: counted apart, not as an error.
+    assert hour["errors"] == 0
+    assert hour["refused_inputs"] == 1
+    assert hour["error_rate"] == 0.0
     assert hour["avg_matches"] == 1.0
     assert hour["p95_duration_ms"] is not None
     assert MatchRun.objects.get(canonical_url="https://unknown-startup.invalid").status == MatchRunStatus.ERROR
@@ -226,3 +240,103 @@ def test_the_json_depth_check_ignores_brackets_inside_strings():
     )
     assert not json_depth_exceeds(body=b'{"a": "\\"[[[[[", "b": [1, [2]]}', limit=3)
     assert json_depth_exceeds(body=b'{"a": [[[1]]]}', limit=3)
+
+
+def test_a_platform_error_counts_in_the_hourly_error_rate(api_client, staff_client, monkeypatch):
+    import runs.services
+
+    def broken(**kwargs):
+        raise RuntimeError("engine exploded")
+
+    StartupFactory(canonical_url="https://ok.example")
+    InvestorFactory()
+    post(api_client, {"url": "https://ok.example"})
+    match_runs_process_batch()
+    StartupFactory(canonical_url="https://boom.example")
+    monkeypatch.setattr(runs.services, "matches_rank", broken)
+    with override_settings(RUNS_MAX_ATTEMPTS=1):
+        run_id = post(api_client, {"url": "https://boom.example"}).json()["run_id"]
+        match_runs_process_batch()
+
+    (hour,) = staff_client.get("/api/match/health/hourly").json()["hours"]
+    assert (hour["successes"], hour["errors"], hour["refused_inputs"], hour["error_rate"]) == (1, 1, 0, 0.5)
+    # Anonymous callers learn it was our failure, not the exception.
+    body = api_client.get(f"{SUBMIT}/{run_id}").json()
+    assert body["error_code"] == "server_error"
+    assert "exploded" not in body["error"]
+    assert "exploded" in staff_client.get(f"{SUBMIT}/{run_id}/debug").json()["last_error"]
+    conflict = assert_error_shape(api_client.get(f"{SUBMIT}/{run_id}/matches"), 409, "run_failed")
+    assert "exploded" not in conflict["message"]
+
+
+def _schema_operations():
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    return {
+        ("/api/match/run", "post"): paths["/api/match/run"]["post"],
+        ("/api/match/run/{run_id}", "get"): paths["/api/match/run/{run_id}"]["get"],
+        ("/api/match/run/{run_id}/matches", "get"): paths["/api/match/run/{run_id}/matches"]["get"],
+        ("/api/match/run/{run_id}/debug", "get"): paths["/api/match/run/{run_id}/debug"]["get"],
+        ("/api/match/health/hourly", "get"): paths["/api/match/health/hourly"]["get"],
+    }
+
+
+def test_the_schema_declares_every_status_each_runs_operation_answers():
+    declared = {key: set(op["responses"]) for key, op in _schema_operations().items()}
+    assert declared == {
+        ("/api/match/run", "post"): {"200", "202", "400", "401", "403", "409", "413", "415", "429", "503"},
+        ("/api/match/run/{run_id}", "get"): {"200", "401", "404", "503"},
+        ("/api/match/run/{run_id}/matches", "get"): {"200", "401", "404", "409", "503"},
+        ("/api/match/run/{run_id}/debug", "get"): {"200", "401", "403", "404", "503"},
+        ("/api/match/health/hourly", "get"): {"200", "401", "403", "503"},
+    }
+    for op in _schema_operations().values():
+        for status, response in op["responses"].items():
+            if status.startswith(("4", "5")):
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_the_schema_says_the_body_is_json_with_a_string_url_and_the_run_id_a_uuid():
+    operations = _schema_operations()
+    body = operations[("/api/match/run", "post")]["requestBody"]
+    assert set(body["content"]) == {"application/json"}
+    assert body["required"] is True
+    for key in [("/api/match/run/{run_id}", "get"), ("/api/match/run/{run_id}/matches", "get")]:
+        (parameter,) = operations[key]["parameters"]
+        assert (parameter["name"], parameter["schema"]) == ("run_id", {"type": "string", "format": "uuid"})
+
+
+def test_the_url_schema_agrees_with_what_the_server_accepts(api_client):
+    import re
+
+    from drf_spectacular.generators import SchemaGenerator
+
+    url = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]["SubmitInput"]
+    assert url["required"] == ["url"]
+    field = url["properties"]["url"]
+    assert (field["type"], field["minLength"], field["maxLength"]) == ("string", 1, 2048)
+    pattern = re.compile(field["pattern"])
+    # Whatever the server accepts, the schema allows...
+    for accepted in ["https://acme.example", "  HTTP://Acme.example/x?y=1  ", "https://a.example:8443/p"]:
+        assert pattern.search(accepted), accepted
+        assert post(api_client, {"url": accepted}).status_code in (200, 202), accepted
+    # ... and what the schema forbids, the server refuses.
+    for refused in ["", "acme.example", "ftp://acme.example", "https://", "https://a b.example"]:
+        assert not pattern.search(refused), refused
+        assert post(api_client, {"url": refused}).status_code == 400, refused
+
+
+def test_submitting_and_reading_a_run_need_no_account_but_staff_views_do(api_client, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    }
+    StartupFactory(canonical_url="https://acme.example")
+    InvestorFactory()
+    run_id = post(api_client, {"url": "https://acme.example"}).json()["run_id"]
+    match_runs_process_batch()
+    assert api_client.get(f"{SUBMIT}/{run_id}").status_code == 200
+    assert api_client.get(f"{SUBMIT}/{run_id}/matches").status_code == 200
+    assert api_client.get(f"{SUBMIT}/{run_id}/debug").status_code in (401, 403)
+    assert api_client.get("/api/match/health/hourly").status_code in (401, 403)

@@ -146,11 +146,15 @@ def test_a_host_resolving_to_loopback_is_refused_without_contacting_it(served: S
     with pytest.raises(FetchError) as caught:
         page_fetch(url=served.url(host="startup.example"))
 
-    assert caught.value.code == "fetch_failed"
+    # The same code and words as a name that does not exist: no probing of internal names.
+    assert caught.value.code == "host_unresolvable"
+    assert caught.value.retryable is False
     assert caught.value.message == (
         f"refusing to fetch {served.url(host='startup.example')}: the host resolves to a non-public address"
     )
-    assert "127.0.0.1" not in caught.value.message  # users must not learn how internal names resolve
+    assert caught.value.public == "The host startup.example does not resolve to a public address."
+    # Users must not learn how internal names resolve.
+    assert "127.0.0.1" not in caught.value.message + caught.value.public
     assert served.requests == []
 
 
@@ -358,17 +362,25 @@ def test_a_non_html_page_fails(served: Served) -> None:
         page_fetch(url=served.url("/logo.png"))
 
     assert caught.value.message == f"{served.url('/logo.png')} is not an HTML page (content type image/png)"
+    assert (caught.value.code, caught.value.retryable) == ("fetch_failed", False)
 
 
 @override_settings(RUNS_FETCH_ALLOWED_NETWORKS=LOOPBACK_ONLY)
-@pytest.mark.parametrize("status", [404, 500])
-def test_an_http_error_status_fails(served: Served, status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "retryable"),
+    [(404, "fetch_failed", False), (410, "fetch_failed", False), (500, "unavailable", True)],
+)
+def test_an_http_error_status_fails_for_good_on_4xx_and_for_now_on_5xx(
+    served: Served, status: int, code: str, retryable: bool
+) -> None:
     served.pages["/"] = Page(status=status, body=b"<p>oops</p>")
 
     with pytest.raises(FetchError) as caught:
         page_fetch(url=served.url())
 
     assert caught.value.message == f"HTTP {status} from {served.url()}"
+    assert (caught.value.code, caught.value.retryable) == (code, retryable)
+    assert caught.value.public == f"The page at {served.url()} answered HTTP {status}."
 
 
 @override_settings(RUNS_FETCH_ALLOWED_NETWORKS=LOOPBACK_ONLY, RUNS_FETCH_TIMEOUT_SECONDS=0.2)
@@ -381,6 +393,8 @@ def test_a_slow_server_times_out(served: Served) -> None:
 
     assert time.monotonic() - started < 0.8
     assert caught.value.message == f"timed out after 0.2 s fetching {served.url('/slow')}"
+    # A timeout is the platform's or the site's passing trouble: retried, not an input error.
+    assert (caught.value.code, caught.value.retryable) == ("unavailable", True)
 
 
 @override_settings(RUNS_FETCH_ALLOWED_NETWORKS=LOOPBACK_ONLY, RUNS_FETCH_TIMEOUT_SECONDS=0.3)
@@ -447,7 +461,7 @@ def test_a_refused_connection_fails_readably() -> None:
     assert caught.value.message == f"connection refused by 127.0.0.1:{port} fetching http://127.0.0.1:{port}/"
 
 
-def test_an_unresolvable_host_fails_readably(dns: dict) -> None:
+def test_an_unresolvable_host_is_a_permanent_input_error(dns: dict) -> None:
     dns["gone.example"] = []
 
     with pytest.raises(FetchError) as caught:
@@ -456,6 +470,21 @@ def test_an_unresolvable_host_fails_readably(dns: dict) -> None:
     assert caught.value.message == (
         "could not resolve the host gone.example of https://gone.example/: Name or service not known"
     )
+    assert (caught.value.code, caught.value.retryable) == ("host_unresolvable", False)
+    assert caught.value.public == "The host gone.example does not resolve to a public address."
+
+
+def test_a_resolver_that_fails_for_now_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    def getaddrinfo(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(fetch.socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(FetchError) as caught:
+        page_fetch(url="https://flaky-dns.example/")
+
+    assert (caught.value.code, caught.value.retryable) == ("unavailable", True)
+    assert "Temporary failure" in caught.value.message
+    assert "Temporary failure" not in caught.value.public
 
 
 @override_settings(RUNS_FETCH_ALLOWED_NETWORKS=LOOPBACK_ONLY)

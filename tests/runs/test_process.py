@@ -111,6 +111,25 @@ def test_a_page_that_cannot_be_fetched_for_now_is_retried_with_backoff_then_erro
     assert DeadLetter.objects.filter(item_id=run.pk, reason="attempts").exists()
 
 
+def test_a_run_that_recovers_after_a_retry_shows_no_error(site, settings):
+    settings.OPS_BACKOFF_BASE_SECONDS = 0.01
+    InvestorFactory(sectors=["space"])
+    site.status = 503
+    run = MatchRunFactory(canonical_url=site.url, max_attempts=3)
+
+    match_runs_process_batch()
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (MatchRunStatus.QUEUED, "unavailable")
+    assert run.error_message == f"The page at {site.url} answered HTTP 503."
+
+    site.status = 200
+    MatchRun.objects.filter(pk=run.pk).update(available_at=Now())
+    match_runs_process_batch()
+    run.refresh_from_db()
+    assert run.status == MatchRunStatus.READY
+    assert (run.last_error, run.error_code, run.error_message) == ("", "", "")
+
+
 def test_a_page_that_is_gone_fails_at_once_with_a_readable_error(site):
     site.status = 404
     run = MatchRunFactory(canonical_url=site.url, max_attempts=3)

@@ -34,6 +34,7 @@ print(json.dumps({
     "duration_ms": run.duration_ms,
     "hourly": match_runs_hourly(),
     "states": {o.name: o.state for o in invariants_run()},
+    "details": {o.name: o.detail for o in invariants_run()},
 }))
 """
 
@@ -59,4 +60,11 @@ def test_a_run_reaches_ready_on_sqlite_and_the_figures_compute(tmp_path):
     (hour,) = out["hourly"]
     assert (hour["total"], hour["successes"], hour["errors"]) == (1, 1, 0)
     assert hour["p95_duration_ms"] == out["duration_ms"]
-    assert set(out["states"].values()) <= {"ok", "warn"}, out["states"]
+    assert set(out["states"].values()) <= {"ok", "warn", "insufficient_data"}, out["states"]
+    # One run is no sample for an error rate; the connection ceiling is PostgreSQL's.
+    assert out["states"]["runs.error_rate_last_hour"] == "insufficient_data"
+    assert out["details"]["runs.error_rate_last_hour"].startswith("n=1 < 20")
+    assert (out["states"]["ops.database_connections"], out["details"]["ops.database_connections"]) == (
+        "ok",
+        "not applicable on SQLite",
+    )

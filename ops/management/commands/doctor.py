@@ -4,13 +4,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ops.health import invariant_outcomes
+from ops.health import health_status, invariant_outcomes
 from ops.models import InvariantState
 from ops.selectors import broker_ping, database_ping, queue_depths
 
 
 class Command(BaseCommand):
-    help = "Run every registered invariant and print a table; exit 1 if any is critical."
+    help = (
+        "Run every registered invariant and print a table (rates and averages name their sample; "
+        "below the minimum they read NOT ENOUGH DATA); exit 1 if any is critical."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--store", action="store_true", help="Also store the results (as beat does).")
@@ -28,15 +31,18 @@ class Command(BaseCommand):
         broker = broker_ping()
         colours = {
             InvariantState.OK: self.style.SUCCESS,
+            InvariantState.INSUFFICIENT_DATA: self.style.SUCCESS,
             InvariantState.WARN: self.style.WARNING,
             InvariantState.CRITICAL: self.style.ERROR,
             InvariantState.ERROR: self.style.ERROR,
         }
         name_w = max([len(o.name) for o in outcomes] + [9])
-        self.stdout.write(f"{'INVARIANT':<{name_w}}  {'STATE':<8}  {'VALUE':>10}  DETAIL")
+        state_w = max(len(label) for label in _LABELS.values())
+        self.stdout.write(f"{'INVARIANT':<{name_w}}  {'STATE':<{state_w}}  {'VALUE':>10}  DETAIL")
         for o in outcomes:
             value = "" if o.value is None else f"{o.value:g}"
-            state = colours.get(InvariantState(o.state), str)(f"{o.state.upper():<8}")
+            label = _LABELS.get(o.state, o.state.upper())
+            state = colours.get(InvariantState(o.state), str)(f"{label:<{state_w}}")
             detail = o.detail or o.description
             self.stdout.write(f"{o.name:<{name_w}}  {state}  {value:>10}  {detail}")
         self.stdout.write("")
@@ -44,9 +50,21 @@ class Command(BaseCommand):
         self.stdout.write(
             f"broker:   {broker['transport']} " + ("ok" if broker["ok"] else f"DOWN ({broker.get('error')})")
         )
-        for label, depths in queue_depths().items():
-            self.stdout.write(f"queue {label}: " + ", ".join(f"{k}={v}" for k, v in depths.items()))
+        for queue, depths in queue_depths().items():
+            self.stdout.write(f"queue {queue}: " + ", ".join(f"{k}={v}" for k, v in depths.items()))
+        self.stdout.write(
+            f"status:   {health_status(database_ok=True, broker_ok=bool(broker['ok']), outcomes=outcomes)}"
+        )
         critical = [o.name for o in outcomes if o.state == InvariantState.CRITICAL]
         if critical:
             self.stderr.write(self.style.ERROR(f"critical: {', '.join(critical)}"))
             raise SystemExit(1)
+
+
+_LABELS: dict[str, str] = {
+    InvariantState.OK: "OK",
+    InvariantState.INSUFFICIENT_DATA: "NOT ENOUGH DATA",
+    InvariantState.WARN: "WARN",
+    InvariantState.CRITICAL: "CRITICAL",
+    InvariantState.ERROR: "ERROR",
+}

@@ -5,6 +5,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -19,6 +20,13 @@ from proposals.vocab import INTERESTS
 DEMO_USER = "demo"
 
 
+def community_size_needed() -> int:
+    """Members the proposals loop needs to hold its marks. Each member is one side of at
+    most one open (queued or voting) proposal, so filling the queue and the voting set to
+    their high marks takes two members a proposal, plus a few to spare."""
+    return 2 * (settings.PROPOSALS_QUEUE_HIGH + settings.PROPOSALS_VOTING_HIGH) + settings.PROPOSALS_VOTERS_PER_PROPOSAL
+
+
 class Command(BaseCommand):
     help = (
         "Load demo members, two events and a matches feed for the member 'demo' (pending, "
@@ -26,22 +34,35 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--members", type=int, default=60, help="How many members besides demo (default 60).")
+        parser.add_argument(
+            "--members",
+            type=int,
+            default=None,
+            help="How many members besides demo (default: enough for the proposals loop to hold its marks, "
+            f"{community_size_needed()} at PROPOSALS_SCALE={settings.PROPOSALS_SCALE}).",
+        )
         parser.add_argument("--seed", type=int, default=7, help="Random seed (same seed, same data).")
         parser.add_argument(
             "--password",
             default=None,
             help="Password for every demo member (default: a random one, printed once).",
         )
-        parser.add_argument("--if-empty", action="store_true", help="Do nothing if the member demo exists.")
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="If the member demo exists, only top the community up to the size the loop needs.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        count = options["members"]
+        count = options["members"] if options["members"] is not None else community_size_needed()
         if count < 12:
             raise CommandError("--members must be at least 12 (the demo feed needs them)")
         if User.objects.filter(username=DEMO_USER).exists():
             if options["if_empty"]:
+                added = _community_top_up(size=count + 1, progress=not options["no_progress"])
+                if added:
+                    self.stdout.write(f"added {added} members so the proposals loop can hold its marks")
                 self.stdout.write(
                     "demo members already present; sign in as 'demo' (python manage.py changepassword demo "
                     "sets a new password)"
@@ -102,6 +123,32 @@ class Command(BaseCommand):
                     except Conflict:  # the same pair at the same event twice: skip
                         continue
                     _place(match, status="accepted", rng=rng)
+
+
+def _community_top_up(*, size: int, progress: bool) -> int:
+    """Add members (demo's password, no feed) until ``size`` members are active; a database
+    seeded before the community was sized for the loop gets its missing members."""
+    active = Profile.objects.filter(is_active=True).count()
+    if active >= size:
+        return 0
+    demo = User.objects.get(username=DEMO_USER)
+    rng = random.Random(active)
+    privacies = [Profile.Privacy.PUBLIC] * 6 + [Profile.Privacy.CONNECTIONS] * 3 + [Profile.Privacy.PRIVATE]
+    taken = set(User.objects.filter(username__startswith="member").values_list("username", flat=True))
+    names = (f"member{i:03d}" for i in range(1, 1_000_000) if f"member{i:03d}" not in taken)
+    added = []
+    with transaction.atomic():
+        for _ in tqdm(range(size - active), desc="members", unit="member", disable=not progress):
+            added.append(
+                member_create(
+                    username=next(names),
+                    display_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                    interests=rng.sample(INTERESTS, 3),
+                    privacy=rng.choice(privacies),
+                )
+            )
+        User.objects.filter(pk__in=[m.pk for m in added]).update(password=demo.password)
+    return len(added)
 
 
 def _place(match: Match, *, status: str, rng: random.Random) -> None:
