@@ -1,7 +1,8 @@
 """The one error hierarchy and the one DRF exception handler (DESIGN.md, house style 5).
 
 Every error that leaves the API has the shape
-``{"error": {"code": "...", "message": "...", "fields": {...}}}``.
+``{"error": {"code": "...", "message": "...", "fields": {...}}}``, and renders whatever the
+input was: messages that repeat a value lose its lone surrogates (``"\\udfff"``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
+
+from matchplatform.text import surrogates_replace
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +108,17 @@ class ErrorCode(StrEnum):
     APPLICATION_ERROR = "application_error"
 
 
+# The codes as a choice set (value, label), as the schema's ChoiceFields declare them: drf-spectacular
+# names it ErrorCodeEnum wherever it appears (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+ERROR_CODE_CHOICES = [(c.value, c.value) for c in ErrorCode]
+
+
 class ApplicationError(Exception):
     code: str = ErrorCode.APPLICATION_ERROR
     http_status: int = status.HTTP_400_BAD_REQUEST
     default_message = "The request could not be completed."
+    # Seconds, sent as Retry-After (a 429 or a 503 says when to come back).
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -163,8 +173,21 @@ class ServiceUnavailable(ApplicationError):
     default_message = "The service is temporarily unavailable."
 
 
+class LockedOut(drf_exceptions.Throttled):
+    """Too many failed sign-ins for this account or from this client (django-axes): 429 with
+    Retry-After. A DRF exception, not an ApplicationError, because token authentication raises
+    it inside DRF's authenticator loop, which leaves the request anonymous only for these."""
+
+    default_code = ErrorCode.LOCKED_OUT.value
+
+    def __init__(self) -> None:
+        from matchplatform.authentication import lockout_message, lockout_seconds
+
+        super().__init__(wait=lockout_seconds(), detail=lockout_message())
+
+
 def error_body(*, code: ErrorCode | str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+    return {"error": {"code": code, "message": surrogates_replace(message), "fields": surrogates_replace(fields or {})}}
 
 
 def _flatten_drf_detail(detail: Any) -> tuple[str, dict[str, Any]]:
@@ -201,6 +224,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             error_body(code=exc.code, message=exc.message, fields=exc.fields),
             status=exc.http_status,
+            headers={"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None,
         )
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):

@@ -1,8 +1,12 @@
-"""Member authentication API: Sign-In with Ethereum, password login, logout, who am I.
+"""Member authentication API: Sign-In with Ethereum, password login, logout, API tokens, who
+am I.
 
-Session authentication only: DRF then enforces CSRF for every signed-in session, while an
-anonymous client can still ask for a nonce and sign in. Basic authentication is left out on
-purpose: a browser replays cached Basic credentials cross-site, without a CSRF check.
+Browsers sign in to a session (DRF enforces CSRF on every write a signed-in session makes);
+programs exchange a username and password for an API token and send it as
+``Authorization: Token <key>``. There is no Basic authentication: a browser replays cached Basic
+credentials cross-site without a CSRF check, and it lets anyone try passwords on any endpoint.
+Every failed sign-in (a wrong password, a refused signed message, a wrong token) counts towards
+a lockout of the account from that client and of the client (django-axes, 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from matchplatform.exceptions import Forbidden
+from matchplatform.authentication import authentication_failure_record, client_locked_out
+from matchplatform.exceptions import ErrorCode, Forbidden, LockedOut
+from matchplatform.openapi import error_responses
 from proposals.siwe import MESSAGE_MAX_CHARS, member_summary, wallet_nonce_issue, wallet_sign_in
+from proposals.tokens import api_token_issue, api_token_revoke
 
 # The backend that keeps the session valid on later requests; named so that login() works
 # for a wallet member (who never went through authenticate()) even with several backends.
@@ -35,22 +41,11 @@ class AuthThrottle(SimpleRateThrottle):
     scope = "auth"
 
     def get_rate(self) -> str | None:
-        return getattr(settings, "AUTH_RATE", "30/min") or None
+        return settings.AUTH_RATE or None
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    # The metaclass pops declared fields, so this does not shadow Serializer.fields at run time.
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
 
 
 class NonceOutputSerializer(serializers.Serializer):
@@ -79,23 +74,44 @@ class MemberOutputSerializer(serializers.Serializer):
     display_name = serializers.CharField()
 
 
-_ERRORS_400 = OpenApiResponse(ErrorSerializer, description="Malformed input.")
-_ERRORS_403 = OpenApiResponse(ErrorSerializer, description="Refused.")
-_ERRORS_429 = OpenApiResponse(ErrorSerializer, description="Too many attempts from this client.")
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as 'Authorization: Token <token>'.")
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
 
 
 def _member_data(user: User) -> dict[str, Any]:
     return dict(MemberOutputSerializer(member_summary(user=user)).data)
 
 
+def _password_check(request: Request, body: LoginInputSerializer) -> User:
+    """The member these credentials sign in, or the refusal: 403 for wrong ones, 429 once the
+    account or the client is locked out (axes counts each failure in ``authenticate``)."""
+    user = authenticate(
+        request._request,
+        username=body.validated_data["username"],
+        password=body.validated_data["password"],
+    )
+    if user is None:
+        if getattr(request._request, "axes_locked_out", False):
+            raise LockedOut()
+        raise Forbidden("The username or password is wrong.", code=ErrorCode.BAD_CREDENTIALS)
+    return user  # type: ignore[return-value]
+
+
+_SIGN_IN_ERRORS = error_responses(
+    400, 403, 415, 429, d403="Wrong credentials.", d429="Too many attempts, or locked out; see Retry-After."
+)
+
+
 class AuthNonceApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    permission_classes = [AllowAny]
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
         summary="Issue a Sign-In with Ethereum nonce",
         request=None,
-        responses={201: NonceOutputSerializer, 429: _ERRORS_429},
+        responses={201: NonceOutputSerializer, **error_responses(401, 429)},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -104,22 +120,20 @@ class AuthNonceApi(APIView):
 
 
 class AuthSiweApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    permission_classes = [AllowAny]
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
         summary="Sign in with Ethereum (EIP-4361)",
         description=(
             "Verifies the signed message (domain, times, signature, single-use nonce) and starts a "
-            "session. A member who is already signed in links the wallet to their account instead."
+            "session. A member who is already signed in links the wallet to their account instead. "
+            "Each refused message counts as a failed sign-in from this client."
         ),
         request=SiweInputSerializer,
         responses={
             200: MemberOutputSerializer,
-            400: _ERRORS_400,
-            403: _ERRORS_403,
-            409: OpenApiResponse(ErrorSerializer, description="The wallet belongs to another member."),
-            429: _ERRORS_429,
+            **error_responses(400, 401, 403, 409, 415, 429, d409="The wallet belongs to another member."),
         },
         examples=[
             OpenApiExample(
@@ -141,57 +155,106 @@ class AuthSiweApi(APIView):
     def post(self, request: Request) -> Response:
         body = SiweInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if client_locked_out(request=request._request):
+            raise LockedOut()
         signed_in = request.user if request.user.is_authenticated else None
-        user = wallet_sign_in(
-            message=body.validated_data["message"],
-            signature=body.validated_data["signature"],
-            domain=request.get_host(),
-            user=signed_in,  # type: ignore[arg-type]
-        )
-        login(request._request, user, backend=_SESSION_BACKEND)
+        try:
+            user = wallet_sign_in(
+                message=body.validated_data["message"],
+                signature=body.validated_data["signature"],
+                domain=request.get_host(),
+                user=signed_in,  # type: ignore[arg-type]
+            )
+        except Forbidden:
+            if authentication_failure_record(request=request._request):
+                raise LockedOut() from None
+            raise
+        if request.auth is None:
+            # A session (or none): the wallet's member is signed in to it. A token caller who
+            # linked a wallet keeps using the token and gets no session.
+            login(request._request, user, backend=_SESSION_BACKEND)
         return Response(_member_data(user))
 
 
 class AuthLoginApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    permission_classes = [AllowAny]
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
-        summary="Sign in with a username and password",
+        summary="Sign in with a username and password (starts a session)",
         request=LoginInputSerializer,
-        responses={200: MemberOutputSerializer, 400: _ERRORS_400, 403: _ERRORS_403, 429: _ERRORS_429},
+        responses={200: MemberOutputSerializer, **_SIGN_IN_ERRORS},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
         body = LoginInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = authenticate(
-            request._request,
-            username=body.validated_data["username"],
-            password=body.validated_data["password"],
-        )
-        if user is None:
-            raise Forbidden("The username or password is wrong.", code="bad_credentials")
+        user = _password_check(request, body)
         login(request._request, user)
-        return Response(_member_data(user))  # type: ignore[arg-type]
+        return Response(_member_data(user))
 
 
 class AuthLogoutApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    permission_classes = [AllowAny]
 
-    @extend_schema(summary="End the session", request=None, responses={204: None}, tags=["auth"])
+    @extend_schema(
+        summary="End the session",
+        description="An API token stays valid: DELETE /api/auth/token revokes it.",
+        request=None,
+        responses={204: None, **error_responses(401, 403)},
+        tags=["auth"],
+    )
     def post(self, request: Request) -> Response:
         logout(request._request)
         return Response(status=204)
 
 
+class _TokenPermission(BasePermission):
+    """Anyone may exchange credentials for a token; only its holder may revoke it."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.method != "DELETE" or bool(request.user and request.user.is_authenticated)
+
+
+class AuthTokenApi(APIView):
+    permission_classes = [_TokenPermission]
+    throttle_classes = [AuthThrottle]
+
+    @extend_schema(
+        summary="Get an API token for a username and password",
+        description=(
+            "Answers the member's token (201 when it was created now, 200 when they had one): send "
+            "it as 'Authorization: Token <token>'. The same token until it is revoked."
+        ),
+        request=LoginInputSerializer,
+        responses={201: TokenOutputSerializer, 200: TokenOutputSerializer, **_SIGN_IN_ERRORS},
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        body = LoginInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = _password_check(request, body)
+        token, created = api_token_issue(user=user)
+        data = TokenOutputSerializer({"token": token.key, "user_id": user.pk, "username": user.get_username()}).data
+        return Response(data, status=201 if created else 200)
+
+    @extend_schema(
+        summary="Revoke the signed-in member's API token",
+        request=None,
+        responses={204: OpenApiResponse(description="Revoked (or there was none)."), **error_responses(401, 403)},
+        tags=["auth"],
+    )
+    def delete(self, request: Request) -> Response:
+        api_token_revoke(user=request.user)  # type: ignore[arg-type]
+        return Response(status=204)
+
+
 class AuthMeApi(APIView):
-    authentication_classes = [SessionAuthentication]
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
         summary="The signed-in member",
-        responses={200: MemberOutputSerializer, 403: _ERRORS_403},
+        responses={200: MemberOutputSerializer, **error_responses(401, 403)},
         tags=["auth"],
     )
     def get(self, request: Request) -> Response:

@@ -26,7 +26,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address, to_checksum_address
 
-from matchplatform.exceptions import ApplicationError, Conflict, Forbidden, InvalidInput
+from matchplatform.exceptions import ApplicationError, Conflict, ErrorCode, Forbidden, InvalidInput
 from proposals.models import Profile, WalletNonce
 
 # Far above any real message (the statement and resources are short); bounds the work a
@@ -111,7 +111,7 @@ class MemberSummary:
 
 
 def _malformed(reason: str) -> InvalidInput:
-    return InvalidInput(f"The sign-in message is malformed: {reason}.", code="siwe_malformed")
+    return InvalidInput(f"The sign-in message is malformed: {reason}.", code=ErrorCode.SIWE_MALFORMED)
 
 
 def _authority_valid(text: str, *, host_required: bool) -> bool:
@@ -312,11 +312,11 @@ def _times_check(*, parsed: SiweMessage) -> None:
     now = timezone.now()
     skew = timedelta(seconds=float(getattr(settings, "SIWE_CLOCK_SKEW_SECONDS", 60)))
     if parsed.issued_at > now + skew:
-        raise Forbidden("The message was issued in the future.", code="siwe_issued_in_future")
+        raise Forbidden("The message was issued in the future.", code=ErrorCode.SIWE_ISSUED_IN_FUTURE)
     if parsed.not_before is not None and parsed.not_before > now + skew:
-        raise Forbidden("The message is not valid yet.", code="siwe_not_yet_valid")
+        raise Forbidden("The message is not valid yet.", code=ErrorCode.SIWE_NOT_YET_VALID)
     if parsed.expiration_time is not None and parsed.expiration_time <= now:
-        raise Forbidden("The message has expired.", code="siwe_message_expired")
+        raise Forbidden("The message has expired.", code=ErrorCode.SIWE_MESSAGE_EXPIRED)
 
 
 def _nonce_consume(*, nonce: str) -> None:
@@ -332,10 +332,10 @@ def _nonce_consume(*, nonce: str) -> None:
         .first()
     )
     if row is None:
-        raise Forbidden("This nonce was not issued by this site.", code="siwe_nonce_unknown")
+        raise Forbidden("This nonce was not issued by this site.", code=ErrorCode.SIWE_NONCE_UNKNOWN)
     if row["used_at"] is not None:
-        raise Forbidden("This nonce has already been used.", code="siwe_nonce_used")
-    raise Forbidden("This nonce has expired; ask for a new one.", code="siwe_nonce_expired")
+        raise Forbidden("This nonce has already been used.", code=ErrorCode.SIWE_NONCE_USED)
+    raise Forbidden("This nonce has expired; ask for a new one.", code=ErrorCode.SIWE_NONCE_EXPIRED)
 
 
 def _short_address(address: str) -> str:
@@ -352,12 +352,12 @@ def _profile_fresh(user: User) -> None:
 
 def _wallet_link(*, user: User, address: str) -> User | ApplicationError:
     if Profile.objects.filter(wallet_address=address).exclude(user=user).exists():
-        return Conflict("This wallet is linked to another member.", code="wallet_taken")
+        return Conflict("This wallet is linked to another member.", code=ErrorCode.WALLET_TAKEN)
     profile = Profile.objects.select_for_update().filter(user=user).first()
     if profile is not None and profile.wallet_address and profile.wallet_address != address:
         # Replacing a verified wallet is a separate, deliberate action, not a side effect
         # of signing in.
-        return Conflict("Your account is already linked to another wallet.", code="wallet_already_linked")
+        return Conflict("Your account is already linked to another wallet.", code=ErrorCode.WALLET_ALREADY_LINKED)
     try:
         with transaction.atomic():
             if profile is None:
@@ -373,8 +373,8 @@ def _wallet_link(*, user: User, address: str) -> User | ApplicationError:
         # Another member linked the same wallet concurrently (or this user's profile was
         # created concurrently); the unique constraints decided, not a read.
         if Profile.objects.filter(wallet_address=address).exclude(user=user).exists():
-            return Conflict("This wallet is linked to another member.", code="wallet_taken")
-        return Conflict("Your profile changed while linking; try again.", code="profile_conflict")
+            return Conflict("This wallet is linked to another member.", code=ErrorCode.WALLET_TAKEN)
+        return Conflict("Your profile changed while linking; try again.", code=ErrorCode.PROFILE_CONFLICT)
     _profile_fresh(user)
     return user
 
@@ -387,7 +387,7 @@ def _wallet_member(*, address: str) -> User | ApplicationError:
         profile = Profile.objects.select_related("user").filter(wallet_address=address).first()
         if profile is not None:
             if not profile.user.is_active:
-                return Forbidden("This account is disabled.", code="account_disabled")
+                return Forbidden("This account is disabled.", code=ErrorCode.ACCOUNT_DISABLED)
             return profile.user
         try:
             with transaction.atomic():
@@ -405,7 +405,7 @@ def _wallet_member(*, address: str) -> User | ApplicationError:
             continue
         _profile_fresh(user)
         return user
-    return Conflict("Could not create a member for this wallet; try again.", code="member_conflict")
+    return Conflict("Could not create a member for this wallet; try again.", code=ErrorCode.MEMBER_CONFLICT)
 
 
 def wallet_sign_in(*, message: str, signature: str, domain: str, user: User | None = None) -> User:
@@ -415,12 +415,12 @@ def wallet_sign_in(*, message: str, signature: str, domain: str, user: User | No
     ``user`` (a member already signed in), the wallet is linked to that member instead."""
     parsed = siwe_message_parse(message=message)
     if parsed.domain.lower() != domain.lower():
-        raise Forbidden("The message was made for another site.", code="siwe_domain")
+        raise Forbidden("The message was made for another site.", code=ErrorCode.SIWE_DOMAIN)
     _times_check(parsed=parsed)
 
     signer = _signer_recover(message=message, signature=signature)
     if signer is None or signer != to_checksum_address(parsed.address):
-        raise Forbidden("The signature does not match the message's address.", code="siwe_bad_signature")
+        raise Forbidden("The signature does not match the message's address.", code=ErrorCode.SIWE_BAD_SIGNATURE)
 
     with transaction.atomic():
         _nonce_consume(nonce=parsed.nonce)

@@ -7,12 +7,10 @@ scripts under ``static/proposals``. The views only decide who may see a page.
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse, reverse_lazy
@@ -21,17 +19,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
-from rest_framework.throttling import BaseThrottle
 
+from matchplatform.authentication import lockout_message, lockout_seconds
 from matchplatform.exceptions import NotFound
 from proposals.models import Event, FeedItem
 from proposals.services import conversation_for
 
 SIGNIN_URL = reverse_lazy("members:signin")
-# Failed password sign-ins allowed per client address within the window, before the page
-# asks the client to wait; a brake on guessing, the API's own throttle covers /api/auth/login.
-SIGNIN_FAILURES_ALLOWED = 10
-SIGNIN_FAILURE_WINDOW_SECONDS = 300
 
 
 class SignInForm(forms.Form):
@@ -53,56 +47,35 @@ def _default_next() -> str:
     return reverse("members:vote")
 
 
-def _failures_key(request: HttpRequest) -> str:
-    # The client as the API's throttles see it (NUM_PROXIES decides whether X-Forwarded-For
-    # is believed), so a proxy in front of the site does not put every member behind one key.
-    ident = BaseThrottle().get_ident(request)  # type: ignore[arg-type]
-    return f"members:signin-failures:{ident}"
-
-
-def _failures_exceeded(request: HttpRequest) -> bool:
-    limit = getattr(settings, "SIGNIN_FAILURES_ALLOWED", SIGNIN_FAILURES_ALLOWED)
-    return int(cache.get(_failures_key(request), 0)) >= limit
-
-
-def _failure_record(request: HttpRequest) -> None:
-    key = _failures_key(request)
-    window = getattr(settings, "SIGNIN_FAILURE_WINDOW_SECONDS", SIGNIN_FAILURE_WINDOW_SECONDS)
-    if not cache.add(key, 1, timeout=window):
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=window)
-
-
 @sensitive_post_parameters("password")
 @csrf_protect
 @ensure_csrf_cookie
 @never_cache
 @require_http_methods(["GET", "POST"])
 def signin(request: HttpRequest) -> HttpResponse:
-    """Password sign-in (a plain form POST) plus the Sign-In with Ethereum button."""
+    """Password sign-in (a plain form POST) plus the Sign-In with Ethereum button. django-axes
+    counts the failures (per account and client, and per client) in ``authenticate`` and refuses
+    a locked-out client there, even with the right password."""
     next_path = _next_path(request.POST.get("next") if request.method == "POST" else request.GET.get("next"))
     form = SignInForm(request.POST or None)
     error = ""
     status = 200
     if request.method == "POST":
-        if _failures_exceeded(request):
-            error = "Too many failed attempts from this address. Please wait a few minutes and try again."
-            status = 429
-        elif not form.is_valid():
+        if not form.is_valid():
             error = "Enter your username and your password."
             status = 400
         else:
             user = authenticate(request, username=form.cleaned_data["username"], password=form.cleaned_data["password"])
-            if user is None:
-                _failure_record(request)
-                error = "That username and password do not match. Check them and try again."
-                status = 400
-            else:
+            if user is not None:
                 login(request, user)
                 return HttpResponseRedirect(next_path or _default_next())
-    return render(
+            if getattr(request, "axes_locked_out", False):
+                error = lockout_message()
+                status = 429
+            else:
+                error = "That username and password do not match. Check them and try again."
+                status = 400
+    response = render(
         request,
         "proposals/signin.html",
         {
@@ -114,6 +87,9 @@ def signin(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
+    if status == 429:
+        response["Retry-After"] = str(lockout_seconds())
+    return response
 
 
 @never_cache

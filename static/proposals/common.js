@@ -42,7 +42,8 @@
   }
 
   function errorMessage(result) {
-    if (result.status === 403 && errorCode(result) === "not_authenticated") {
+    // Not signed in: 401 from the API (it names its token scheme); 403 where a view names none.
+    if ((result.status === 401 || result.status === 403) && errorCode(result) === "not_authenticated") {
       return "Your session has ended. Sign in again to continue.";
     }
     if (result.body && result.body.error && result.body.error.message) return result.body.error.message;

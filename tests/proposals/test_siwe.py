@@ -22,8 +22,6 @@ from proposals import siwe
 from proposals.models import Profile, WalletNonce
 from proposals.siwe import siwe_message_parse, wallet_nonce_issue, wallet_sign_in
 
-# Until the project urls include these endpoints, this module is the urlconf of its tests.
-
 pytestmark = [pytest.mark.django_db]
 
 NONCE = "/api/auth/nonce"
@@ -185,7 +183,7 @@ def test_a_signature_by_another_key_is_refused_and_does_not_use_up_the_nonce(api
     forged = post(api_client, SIWE, {"message": text, "signature": sign(Account.create(), text)})
     assert_error(forged, 403, "siwe_bad_signature")
     assert not nonce_used(nonce)
-    assert api_client.get(ME).status_code == 403
+    assert api_client.get(ME).status_code == 401
 
     # The real owner can still use the nonce.
     genuine = post(api_client, SIWE, {"message": text, "signature": sign(account, text)})
@@ -228,7 +226,7 @@ def test_a_message_naming_an_address_other_than_the_signer_is_refused(api_client
     response = post(api_client, SIWE, {"message": text, "signature": sign(account, text)})
     assert_error(response, 403, "siwe_bad_signature")
     assert not nonce_used(nonce)
-    assert api_client.get(ME).status_code == 403
+    assert api_client.get(ME).status_code == 401
 
 
 # --- nonces that cannot be used ------------------------------------------------------------------
@@ -243,7 +241,7 @@ def test_a_reused_nonce_is_refused(account):
 
     replay = APIClient()
     assert_error(post(replay, SIWE, body), 403, "siwe_nonce_used")
-    assert replay.get(ME).status_code == 403
+    assert replay.get(ME).status_code == 401
 
 
 def test_an_expired_nonce_is_refused(api_client, account):
@@ -372,8 +370,13 @@ def test_a_body_without_a_usable_message_is_a_400(api_client, body):
 
 
 def test_a_body_that_is_not_json_is_a_400_in_the_error_shape(api_client):
-    response = api_client.post(SIWE, data="message=hi", content_type="application/x-www-form-urlencoded")
+    response = api_client.post(SIWE, data="message=hi", content_type="application/json")
     assert_error(response, 400, "malformed")
+
+
+def test_a_body_of_another_media_type_is_a_415_in_the_error_shape(api_client):
+    response = api_client.post(SIWE, data="message=hi", content_type="application/x-www-form-urlencoded")
+    assert_error(response, 415, "unsupported_media_type")
 
 
 def test_no_endpoint_accepts_a_bare_address_as_identity(api_client, account, django_user_model):
@@ -388,7 +391,7 @@ def test_no_endpoint_accepts_a_bare_address_as_identity(api_client, account, dja
         assert_error(response, 400)
     response = post(api_client, SIWE, {"address": account.address, "message": "hi", "signature": "0x00"})
     assert_error(response, 400, "siwe_malformed")
-    assert api_client.get(ME).status_code == 403
+    assert api_client.get(ME).status_code == 401
 
 
 # --- the parser itself ------------------------------------------------------------------------------
@@ -531,7 +534,7 @@ def test_a_member_signs_in_with_a_password(api_client, password_member):
 )
 def test_a_wrong_or_incomplete_password_login_is_refused(api_client, password_member, body, status):
     assert_error(post(api_client, LOGIN, body), status, "bad_credentials" if status == 403 else None)
-    assert api_client.get(ME).status_code == 403
+    assert api_client.get(ME).status_code == 401
 
 
 def test_a_signed_in_password_member_links_their_wallet(api_client, password_member, account, django_user_model):
@@ -591,7 +594,7 @@ def test_a_disabled_member_cannot_sign_in_with_their_wallet(account, django_user
     django_user_model.objects.filter(pk=user_id).update(is_active=False)
     client = APIClient()
     assert_error(signed_in(client, account), 403, "account_disabled")
-    assert client.get(ME).status_code == 403
+    assert client.get(ME).status_code == 401
 
 
 # --- sessions, CSRF, throttling, schema ---------------------------------------------------------------
@@ -601,11 +604,11 @@ def test_logging_out_ends_the_session(api_client, account):
     assert signed_in(api_client, account).status_code == 200
     response = post(api_client, LOGOUT)
     assert response.status_code == 204
-    assert_error(api_client.get(ME), 403)
+    assert_error(api_client.get(ME), 401)
 
 
 def test_an_anonymous_visitor_is_refused_by_me_in_the_error_shape(api_client):
-    assert_error(api_client.get(ME), 403, "not_authenticated")
+    assert_error(api_client.get(ME), 401, "not_authenticated")
 
 
 def test_a_signed_in_session_must_send_its_csrf_token(password_member, account):
@@ -642,11 +645,13 @@ def test_the_auth_endpoints_are_in_the_api_schema(api_client):
     response = api_client.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
-    for url in (NONCE, SIWE, LOGIN, LOGOUT, ME):
+    for url in (NONCE, SIWE, LOGIN, LOGOUT, ME, "/api/auth/token"):
         assert url in paths, url
     siwe_post = paths[SIWE]["post"]
-    assert "requestBody" in siwe_post
-    assert {"200", "400", "403", "409"} <= set(siwe_post["responses"])
+    assert list(siwe_post["requestBody"]["content"]) == ["application/json"]
+    assert {"200", "400", "403", "409", "415", "429"} <= set(siwe_post["responses"])
+    assert {"200", "201", "403", "429"} <= set(paths["/api/auth/token"]["post"]["responses"])
+    assert {"204", "401"} <= set(paths["/api/auth/token"]["delete"]["responses"])
 
 
 def test_the_service_never_takes_the_address_from_anywhere_but_the_signature(account):

@@ -412,10 +412,11 @@ def test_the_sign_in_form_needs_its_csrf_token():
 
 @pytest.mark.django_db
 def test_password_guessing_is_slowed_down_per_client_even_for_the_right_password(client, settings):
-    settings.SIGNIN_FAILURES_ALLOWED = 2
+    settings.AXES_FAILURE_LIMIT = 3
     member_create(username="grace", password=PASSWORD)
     for _ in range(2):
         assert client.post("/signin", {"username": "grace", "password": "guess"}).status_code == 400
+    assert client.post("/signin", {"username": "grace", "password": "guess"}).status_code == 429  # the third locks out
     refused = client.post("/signin", {"username": "grace", "password": PASSWORD})
     assert refused.status_code == 429
     assert b"Too many failed attempts" in refused.content
