@@ -355,14 +355,16 @@ def test_twenty_refused_wallet_signatures_lock_the_client_out():
     assert_error(responses[-1], 429, "locked_out")
 
 
-def test_a_successful_sign_in_clears_the_clients_failures():
+def test_signing_in_to_ones_own_account_does_not_clear_the_failures_on_another(settings):
+    # An attacker with an account of their own must not reset the client's count between guesses.
+    settings.AXES_FAILURE_LIMIT = 4
     member_create(username="lee", password=PASSWORD)
+    member_create(username="mallory", password=PASSWORD + "-m")
     client = api("10.0.0.9")
     for _ in range(3):
-        client.post(LOGIN, {"username": "lee", "password": "guess"})
-    assert AccessAttempt.objects.filter(ip_address="10.0.0.9").exists()
-    assert client.post(LOGIN, {"username": "lee", "password": PASSWORD}).status_code == 200
-    assert not AccessAttempt.objects.filter(ip_address="10.0.0.9").exists()
+        assert client.post(LOGIN, {"username": "lee", "password": "guess"}).status_code == 403
+    assert client.post(LOGIN, {"username": "mallory", "password": PASSWORD + "-m"}).status_code == 200
+    assert_error(client.post(LOGIN, {"username": "lee", "password": "guess"}), 429, "locked_out")
 
 
 def test_lockouts_are_listed_in_the_admin(django_user_model):
