@@ -1,21 +1,54 @@
+"""The proposals API: my profile, proposals and votes, the matches feed, answers, follow-all,
+mutual connections, conversations, and the loop's public status.
+
+Every operation declares every status it can answer. Anonymous callers get 401 (the first
+authentication class, the API token, names its scheme); a wrong token is a failed sign-in that
+can lock the client out (429); a session's write without its CSRF token is a 403; a database
+pool that ran dry is a 503. Query parameters are checked as sent, against what the schema
+declares (see proposals/feed.py), and a bad one is a 400 naming it.
+"""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from matchplatform.exceptions import InvalidInput
+from matchplatform.exceptions import ErrorCode, InvalidInput, NotFound
+from matchplatform.openapi import error_responses
+from proposals.api_serializers import (
+    ConversationOutputSerializer,
+    FeedItemSerializer,
+    FeedPageSerializer,
+    FollowAllOutputSerializer,
+    MessageInputSerializer,
+    MessageOutputSerializer,
+    MutualConnectionsOutputSerializer,
+    NextProposalOutputSerializer,
+    ProfileInputSerializer,
+    ProfileOutputSerializer,
+    ProposalOutputSerializer,
+    SystemStatusSerializer,
+    VoteInputSerializer,
+    VoteOutputSerializer,
+)
 from proposals.feed import (
+    CURSOR_MAX_CHARS,
+    ID_MAX,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
     SORTS,
     SOURCES,
+    STATUS_PATTERN,
     STATUSES,
     FeedPage,
     event_exists,
@@ -23,6 +56,7 @@ from proposals.feed import (
     feed_page,
     feed_query_parse,
     follow_all,
+    id_parse,
     item_data,
     mutual_connections,
 )
@@ -37,7 +71,46 @@ from proposals.services import (
     proposal_open_for_voter,
     vote_cast,
 )
-from proposals.vocab import INTERESTS
+
+MESSAGES_PAGE = 100
+_ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": ID_MAX}
+
+# What the statuses every signed-in operation can answer mean here.
+_READ = {
+    "d401": "Not signed in: no session and no token, or a token that is not valid.",
+    "d429": "This client is locked out after too many failed sign-ins (wrong tokens); see Retry-After.",
+}
+_CSRF = "a session's write without its CSRF token (X-CSRFToken)"
+_WRITE = {**_READ, "d403": f"Refused: {_CSRF}."}
+_READ_ERRORS = error_responses(401, 429, 503, **_READ)
+
+
+def _path_id(name: str) -> OpenApiParameter:
+    """A public id in the path: a UUID; any other text answers 404 like an unknown id."""
+    return OpenApiParameter(name, OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+def _params_known(request: Request, *, allowed: Sequence[str]) -> None:
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        message = f"Unknown parameter {unknown[0]!r}. This endpoint takes: {', '.join(allowed)}."
+        raise InvalidInput(message, code=ErrorCode.INVALID_PARAMETER, fields={unknown[0]: ["Unknown parameter."]})
+
+
+def _after_parse(values: list[str]) -> int:
+    """``after`` of a conversation's messages: a message id, or 0 (the start) when not given."""
+    if len(values) > 1:
+        raise _bad_after("Give after once.")
+    if not values or values[0] == "0":
+        return 0
+    after = id_parse(values[0])
+    if after is None:
+        raise _bad_after("after is a message id: a whole number from 0.")
+    return after
+
+
+def _bad_after(message: str) -> InvalidInput:
+    return InvalidInput(message, code=ErrorCode.INVALID_PARAMETER, fields={"after": [message]})
 
 
 def _user(request: Request) -> User:
@@ -46,19 +119,12 @@ def _user(request: Request) -> User:
     return user
 
 
-class ProfileSerializer(serializers.Serializer):
-    display_name = serializers.CharField(max_length=80, required=False)
-    bio = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    interests = serializers.ListField(
-        child=serializers.ChoiceField(choices=INTERESTS), required=False, max_length=len(INTERESTS)
-    )
-    privacy = serializers.ChoiceField(choices=Profile.Privacy.choices, required=False)
-
-
-def profile_public(profile: Profile | None) -> dict[str, Any] | None:
-    """What a voter may see of a member: a private member shows only their name."""
+def profile_public(member: User) -> dict[str, Any]:
+    """What a voter may see of a member: a private member (or one with no profile) shows only
+    their name."""
+    profile: Profile | None = getattr(member, "profile", None)
     if profile is None:
-        return None
+        return {"display_name": member.get_username(), "privacy": Profile.Privacy.PRIVATE}
     data: dict[str, Any] = {"display_name": profile.display_name, "privacy": profile.privacy}
     if profile.privacy != Profile.Privacy.PRIVATE:
         data.update(bio=profile.bio, interests=profile.interests)
@@ -73,10 +139,7 @@ def proposal_data(proposal: Proposal, *, viewer: User) -> dict[str, Any]:
         "proposal_id": str(proposal.public_id),
         "status": proposal.status,
         "compatibility": proposal.compatibility,
-        "members": [
-            profile_public(getattr(proposal.member_a, "profile", None)),
-            profile_public(getattr(proposal.member_b, "profile", None)),
-        ],
+        "members": [profile_public(proposal.member_a), profile_public(proposal.member_b)],
         "deadline": proposal.deadline,
         "seconds_left": left,
         "yes": proposal.yes_count if viewer.is_staff else None,
@@ -87,14 +150,19 @@ def proposal_data(proposal: Proposal, *, viewer: User) -> dict[str, Any]:
 class MyProfileApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="My profile", responses=dict[str, Any])
+    @extend_schema(summary="My profile", responses={200: ProfileOutputSerializer, **_READ_ERRORS})
     def get(self, request: Request) -> Response:
         profile = profile_update(user=_user(request))
         return Response(self._out(profile))
 
-    @extend_schema(summary="Update my profile", request=ProfileSerializer, responses=dict[str, Any])
+    @extend_schema(
+        summary="Update my profile",
+        description="Only the fields given change. Text is trimmed; a display name must not be empty.",
+        request=ProfileInputSerializer,
+        responses={200: ProfileOutputSerializer, **error_responses(400, 401, 403, 413, 415, 429, 503, **_WRITE)},
+    )
     def patch(self, request: Request) -> Response:
-        body = ProfileSerializer(data=request.data)
+        body = ProfileInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         profile = profile_update(user=_user(request), **body.validated_data)
         return Response(self._out(profile))
@@ -114,7 +182,7 @@ class MyProfileApi(APIView):
 class NextProposalApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="My next proposal to vote on", responses=dict[str, Any])
+    @extend_schema(summary="My next proposal to vote on", responses={200: NextProposalOutputSerializer, **_READ_ERRORS})
     def get(self, request: Request) -> Response:
         user = _user(request)
         proposal = proposal_next_for_voter(user=user) or proposal_open_for_voter(user=user)
@@ -127,22 +195,44 @@ class NextProposalApi(APIView):
 class ProposalDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="A proposal (its voters and staff only)", responses=dict[str, Any])
+    @extend_schema(
+        summary="A proposal (its voters and staff only)",
+        parameters=[_path_id("proposal_id")],
+        responses={200: ProposalOutputSerializer, **error_responses(401, 404, 429, 503, **_READ)},
+    )
     def get(self, request: Request, proposal_id: str) -> Response:
         user = _user(request)
         return Response(proposal_data(proposal_for_viewer(user=user, proposal_id=proposal_id), viewer=user))
 
 
-class VoteSerializer(serializers.Serializer):
-    choice = serializers.ChoiceField(choices=["yes", "no"])
-
-
 class VoteApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="Vote on a proposal", request=VoteSerializer, responses=dict[str, Any])
+    @extend_schema(
+        summary="Vote on a proposal",
+        description="201 for a new vote; 200 when it repeats the member's vote; 409 for a different one.",
+        parameters=[_path_id("proposal_id")],
+        request=VoteInputSerializer,
+        responses={
+            201: VoteOutputSerializer,
+            200: VoteOutputSerializer,
+            **error_responses(
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                415,
+                429,
+                503,
+                **{**_WRITE, "d403": f"Not a voter on this proposal; or {_CSRF}."},
+                d409="Already voted otherwise, or voting has closed.",
+            ),
+        },
+    )
     def post(self, request: Request, proposal_id: str) -> Response:
-        body = VoteSerializer(data=request.data)
+        body = VoteInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = vote_cast(user=_user(request), proposal_id=proposal_id, choice=body.validated_data["choice"])
         return Response(
@@ -170,26 +260,43 @@ class MatchFeedApi(APIView):
             "repeat it or separate with commas), `event` (an event id), `source` (proposal, event), "
             "`min_compatibility` (0 to 1). Sort: `newest` (default), `compatibility`, `expiring_soon` "
             "(open pending matches first, soonest deadline first; then the rest, newest first). "
-            "Paging by cursor: pass `next_cursor` back as `cursor`; `page_size` 1 to 100 (default 20)."
+            "Paging by cursor: pass `next_cursor` back as `cursor` with the same sort; `page_size` 1 to 100 "
+            "(default 20). A parameter given must have a value; an unknown parameter, an empty or bad value, "
+            "or a cursor the feed did not give out is a 400 naming the parameter; an event that does not exist "
+            "is a 404."
         ),
         parameters=[
-            OpenApiParameter("status", str, many=True, enum=list(STATUSES)),
-            OpenApiParameter("event", int),
-            OpenApiParameter("source", str, enum=list(SOURCES)),
-            OpenApiParameter("min_compatibility", float),
-            OpenApiParameter("sort", str, enum=list(SORTS)),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("page_size", int),
+            OpenApiParameter(
+                "status",
+                {"type": "array", "items": {"type": "string", "pattern": STATUS_PATTERN}},
+                style="form",
+                explode=True,
+                description=f"Any of {', '.join(STATUSES)}: repeat the parameter or separate with commas.",
+            ),
+            OpenApiParameter("event", _ID_SCHEMA, description="An event id: only the matches made at it."),
+            OpenApiParameter("source", {"type": "string", "enum": list(SOURCES)}),
+            OpenApiParameter("min_compatibility", {"type": "number", "minimum": 0, "maximum": 1}),
+            OpenApiParameter("sort", {"type": "string", "enum": list(SORTS), "default": "newest"}),
+            OpenApiParameter(
+                "cursor",
+                {"type": "string", "minLength": 1, "maxLength": CURSOR_MAX_CHARS, "pattern": "^[A-Za-z0-9_-]+$"},
+                description="A next_cursor this feed gave out, with the same sort; anything else is a 400.",
+            ),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": PAGE_SIZE_MAX, "default": PAGE_SIZE_DEFAULT},
+            ),
         ],
-        responses=dict[str, Any],
+        responses={
+            200: FeedPageSerializer,
+            **error_responses(400, 401, 404, 429, 503, **_READ, d404="There is no event with this id."),
+        },
     )
     def get(self, request: Request) -> Response:
         user = _user(request)
         query = feed_query_parse(request.query_params)
         if query.event_id is not None and not event_exists(query.event_id):
-            raise InvalidInput(
-                f"There is no event {query.event_id}.", code="invalid_parameter", fields={"event": ["No such event."]}
-            )
+            raise NotFound("There is no such event.", code=ErrorCode.NOT_FOUND, fields={"event": ["No such event."]})
         page = feed_page(user=user, query=query)
         return Response(
             {
@@ -204,7 +311,12 @@ class MatchFeedApi(APIView):
 class MatchDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(operation_id="match_detail", summary="One of my matches", responses=dict[str, Any])
+    @extend_schema(
+        operation_id="match_detail",
+        summary="One of my matches",
+        parameters=[_path_id("match_id")],
+        responses={200: FeedItemSerializer, **error_responses(401, 404, 429, 503, **_READ)},
+    )
     def get(self, request: Request, match_id: str) -> Response:
         user = _user(request)
         return Response(_feed_out(feed_item_for(user=user, match_id=match_id))[0])
@@ -216,7 +328,25 @@ class MatchAnswerApi(APIView):
     permission_classes = [IsAuthenticated]
     decision = "accept"
 
-    @extend_schema(summary="Answer a match (accept or reject)", request=None, responses=dict[str, Any])
+    @extend_schema(
+        summary="Answer a match (accept or reject)",
+        description="The same answer again is a harmless 200; a different one, or a decided or expired match, a 409.",
+        parameters=[_path_id("match_id")],
+        request=None,
+        responses={
+            200: FeedItemSerializer,
+            **error_responses(
+                401,
+                403,
+                404,
+                409,
+                429,
+                503,
+                **_WRITE,
+                d409="Already answered otherwise, or the match is decided or expired.",
+            ),
+        },
+    )
     def post(self, request: Request, match_id: str) -> Response:
         user = _user(request)
         match_decide(user=user, match_id=match_id, decision=self.decision)
@@ -228,8 +358,19 @@ class MatchFollowAllApi(APIView):
 
     @extend_schema(
         summary="Follow every connection of the other member of an accepted match",
+        parameters=[_path_id("match_id")],
         request=None,
-        responses=dict[str, Any],
+        responses={
+            200: FollowAllOutputSerializer,
+            **error_responses(
+                401,
+                403,
+                404,
+                429,
+                503,
+                **{**_WRITE, "d403": f"The match is not accepted; or {_CSRF}."},
+            ),
+        },
     )
     def post(self, request: Request, match_id: str) -> Response:
         result = follow_all(user=_user(request), match_id=match_id)
@@ -248,34 +389,47 @@ class MutualConnectionsApi(APIView):
 
     @extend_schema(
         summary="Members you and another member are both connected to",
-        parameters=[OpenApiParameter("member", int, required=True)],
-        responses=dict[str, Any],
+        parameters=[OpenApiParameter("member", _ID_SCHEMA, required=True, description="A member id.")],
+        responses={
+            200: MutualConnectionsOutputSerializer,
+            **error_responses(
+                400,
+                401,
+                404,
+                429,
+                503,
+                **_READ,
+                d400="member is missing, not a member id, or your own; or an unknown parameter.",
+                d404="No such member, or one you have no match with who is not public.",
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
-        unknown = sorted(set(request.query_params) - {"member"})
-        if unknown:
-            raise InvalidInput(
-                f"Unknown parameter {unknown[0]!r}. This endpoint takes: member.",
-                code="invalid_parameter",
-                fields={unknown[0]: ["Unknown parameter."]},
-            )
+        _params_known(request, allowed=("member",))
         return Response(mutual_connections(user=_user(request), member_id=request.query_params.get("member")))
-
-
-class MessageSerializer(serializers.Serializer):
-    body = serializers.CharField(max_length=4000)
 
 
 class ConversationMessagesApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="A conversation's messages (its two members only)", responses=dict[str, Any])
+    @extend_schema(
+        summary="A conversation's messages (its two members only)",
+        description=f"Oldest first, at most {MESSAGES_PAGE} from `after` (a message id; 0, the default, is the start).",
+        parameters=[
+            _path_id("conversation_id"),
+            OpenApiParameter("after", {"type": "integer", "minimum": 0, "maximum": ID_MAX, "default": 0}),
+        ],
+        responses={
+            200: ConversationOutputSerializer,
+            **error_responses(
+                400, 401, 404, 429, 503, **_READ, d400="after is not a message id, or an unknown parameter."
+            ),
+        },
+    )
     def get(self, request: Request, conversation_id: str) -> Response:
+        _params_known(request, allowed=("after",))
+        after = _after_parse(request.query_params.getlist("after"))
         conversation = conversation_for(user=_user(request), conversation_id=conversation_id)
-        try:
-            after = max(int(request.query_params.get("after", 0)), 0)
-        except ValueError:
-            after = 0
         messages = [
             {
                 "id": m.pk,
@@ -284,23 +438,40 @@ class ConversationMessagesApi(APIView):
                 "body": m.body,
                 "at": m.created_at,
             }
-            for m in messages_for(conversation=conversation, after_id=after)
+            for m in messages_for(conversation=conversation, after_id=after, limit=MESSAGES_PAGE)
         ]
         return Response({"closed": conversation.closed_at is not None, "messages": messages})
 
-    @extend_schema(summary="Write to a conversation", request=MessageSerializer, responses=dict[str, Any])
+    @extend_schema(
+        summary="Write to a conversation",
+        description="The body is trimmed; it must not be empty.",
+        parameters=[_path_id("conversation_id")],
+        request=MessageInputSerializer,
+        responses={
+            201: MessageOutputSerializer,
+            **error_responses(
+                400, 401, 403, 404, 409, 413, 415, 429, 503, **_WRITE, d409="The conversation is closed."
+            ),
+        },
+    )
     def post(self, request: Request, conversation_id: str) -> Response:
-        body = MessageSerializer(data=request.data)
+        body = MessageInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         message = message_post(user=_user(request), conversation_id=conversation_id, body=body.validated_data["body"])
         return Response({"id": message.pk, "body": message.body, "at": message.created_at}, status=201)
 
 
 class SystemStatusApi(APIView):
+    # Public, and nobody's identity matters to it: no credential is even looked at, so a
+    # wrong token is no 401 here.
     authentication_classes: list[type] = []
-    permission_classes: list[type] = []
+    permission_classes = [AllowAny]
 
-    @extend_schema(summary="The proposals loop's status", responses=dict[str, Any])
+    @extend_schema(
+        summary="The proposals loop's status",
+        auth=[],
+        responses={200: SystemStatusSerializer, **error_responses(503)},
+    )
     def get(self, request: Request) -> Response:
         latest = metrics_latest()
         return Response(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from matchplatform.exceptions import InvalidInput
-from proposals.api_auth import ErrorSerializer
+from matchplatform.exceptions import ErrorCode, InvalidInput
+from matchplatform.openapi import error_responses
 from proposals.match_metrics import DAYS_DEFAULT, DAYS_MAX, MUTUAL_SAMPLE_SIZE, days_parse, match_metrics
 
 PARAMETERS = ("days",)
@@ -75,14 +75,25 @@ class MatchMetricsApi(APIView):
         ),
         parameters=[
             OpenApiParameter(
-                "days", int, description=f"1 to {DAYS_MAX}; {DAYS_DEFAULT} if not given.", default=DAYS_DEFAULT
+                "days",
+                {"type": "integer", "minimum": 1, "maximum": DAYS_MAX, "default": DAYS_DEFAULT},
+                description=f"1 to {DAYS_MAX}; {DAYS_DEFAULT} if not given.",
             )
         ],
         responses={
             200: MatchMetricsSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="days is not a whole number from 1 to 365."),
-            401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
-            403: OpenApiResponse(ErrorSerializer, description="Not signed in, or not staff."),
+            **error_responses(
+                400,
+                401,
+                403,
+                429,
+                503,
+                d400=f"days is not a whole number from 1 to {DAYS_MAX} (or is empty, or given twice), "
+                "or an unknown parameter.",
+                d401="Not signed in: no session and no token, or a token that is not valid.",
+                d403="Signed in, but not staff.",
+                d429="This client is locked out after too many failed sign-ins (wrong tokens); see Retry-After.",
+            ),
         },
         examples=[
             OpenApiExample(
@@ -104,7 +115,7 @@ class MatchMetricsApi(APIView):
         if unknown:
             raise InvalidInput(
                 f"Unknown parameter {unknown[0]!r}. This endpoint takes: {', '.join(PARAMETERS)}.",
-                code="invalid_parameter",
+                code=ErrorCode.INVALID_PARAMETER,
                 fields={unknown[0]: ["Unknown parameter."]},
             )
         days = days_parse(request.query_params.getlist("days"))

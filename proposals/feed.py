@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from matchplatform.exceptions import Forbidden, InvalidInput, NotFound
+from matchplatform.exceptions import ErrorCode, Forbidden, InvalidInput, NotFound
 from ops.db import prepared_rows
 from proposals.models import Conversation, Event, FeedItem, Follow, Match, MatchSource, MatchStatus, Profile
 from proposals.services import public_id_parse
@@ -37,10 +38,28 @@ STATUSES = tuple(s.value for s in MatchStatus)
 SOURCES = tuple(s.value for s in MatchSource)
 PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
+CURSOR_MAX_CHARS = 300
 PARAMETERS = ("status", "event", "source", "min_compatibility", "sort", "cursor", "page_size")
 
 ACCEPTED = MatchStatus.ACCEPTED
 PENDING = MatchStatus.PENDING
+
+
+# Ids are positive 64-bit integers, written plainly (no sign, no spaces, ASCII digits only):
+# the schema says so (minimum 1, maximum ID_MAX), and anything else is a 400 naming the parameter.
+ID_MAX = 2**63 - 1
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+# A number as JSON writes it (what the schema's "number" means in a query string), not what
+# float() would take: no spaces, no "inf", no "1_0", no other scripts' digits.
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+STATUS_PATTERN = "^(" + "|".join(STATUSES) + ")(,(" + "|".join(STATUSES) + "))*$"
+
+
+def id_parse(text: str) -> int | None:
+    """A positive id from a query string, or None if the text is not one."""
+    if _ID.fullmatch(text) is None or int(text) > ID_MAX:
+        return None
+    return int(text)
 
 
 def _whole(text: str) -> bool:
@@ -48,7 +67,7 @@ def _whole(text: str) -> bool:
 
 
 def _bad(parameter: str, message: str) -> InvalidInput:
-    return InvalidInput(message, code="invalid_parameter", fields={parameter: [message]})
+    return InvalidInput(message, code=ErrorCode.INVALID_PARAMETER, fields={parameter: [message]})
 
 
 # -- the query --------------------------------------------------------------------------
@@ -85,7 +104,7 @@ class Cursor:
     @classmethod
     def decode(cls, value: str, *, sort: str) -> Cursor:
         message = "This cursor is not one the feed gave out; start again without it."
-        if len(value) > 300:
+        if len(value) > CURSOR_MAX_CHARS:
             raise _bad("cursor", message)
         try:
             raw = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
@@ -133,66 +152,64 @@ def _values(params: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _one(params: Mapping[str, Any], name: str) -> str | None:
+    """The parameter's one value, as sent (None if it is not given). Given, it must say
+    something: an empty value is a 400 like any other bad value (leave it out for the default)."""
     values = _values(params, name)
     if len(values) > 1:
         raise _bad(name, f"Give {name} once.")
-    return values[0].strip() if values else None
+    if values and not values[0]:
+        raise _bad(name, f"{name} is empty; leave it out for no {name} filter or the default.")
+    return values[0] if values else None
 
 
 def feed_query_parse(params: Mapping[str, Any]) -> FeedQuery:
     """The feed's query string, checked: every bad value is a 400 naming the parameter and
-    what it allows."""
+    what it allows. Values are taken as sent (no trimming), as the schema declares them."""
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
         raise _bad(unknown[0], f"Unknown parameter {unknown[0]!r}. The feed takes: {', '.join(PARAMETERS)}.")
 
     statuses: list[str] = []
     for value in _values(params, "status"):
-        if not value.strip():  # an empty value is no filter, like a blank form field
-            continue
         for part in value.split(","):
-            part = part.strip()
             if part not in STATUSES:
-                raise _bad("status", f"Unknown status {part!r}. Allowed: {', '.join(STATUSES)} (several allowed).")
+                # The value is not repeated: it is the caller's, and may be anything.
+                raise _bad("status", f"status is one of {', '.join(STATUSES)} (repeat it or separate with commas).")
             if part not in statuses:
                 statuses.append(part)
 
     sort = _one(params, "sort") or "newest"
     if sort not in SORTS:
-        raise _bad("sort", f"Unknown sort {sort!r}. Allowed: {', '.join(SORTS)}.")
+        raise _bad("sort", f"sort is one of {', '.join(SORTS)}.")
 
-    source = _one(params, "source") or None
+    source = _one(params, "source")
     if source is not None and source not in SOURCES:
-        raise _bad("source", f"Unknown source {source!r}. Allowed: {', '.join(SOURCES)}.")
+        raise _bad("source", f"source is one of {', '.join(SOURCES)}.")
 
     event_id = None
     event = _one(params, "event")
-    if event:
-        if not _whole(event) or len(event) > 18 or int(event) == 0:
+    if event is not None:
+        event_id = id_parse(event)
+        if event_id is None:
             raise _bad("event", "event is an event id: a positive whole number.")
-        event_id = int(event)
 
     min_compatibility = None
     raw_min = _one(params, "min_compatibility")
-    if raw_min:
-        try:
-            if not raw_min.isascii():  # float() would take other scripts' digits
-                raise ValueError
-            min_compatibility = float(raw_min)
-        except ValueError:
-            min_compatibility = math.nan
-        if not 0.0 <= min_compatibility <= 1.0:  # NaN fails this too
+    if raw_min is not None:
+        number = float(raw_min) if _NUMBER.fullmatch(raw_min) else math.nan
+        if not 0.0 <= number <= 1.0:  # NaN fails this too
             raise _bad("min_compatibility", "min_compatibility is a number from 0 to 1.")
+        min_compatibility = number
 
     page_size = PAGE_SIZE_DEFAULT
     raw_size = _one(params, "page_size")
-    if raw_size:
+    if raw_size is not None:
         if not _whole(raw_size) or len(raw_size) > 3 or not 1 <= int(raw_size) <= PAGE_SIZE_MAX:
             raise _bad("page_size", f"page_size is a whole number from 1 to {PAGE_SIZE_MAX}.")
         page_size = int(raw_size)
 
     raw_cursor = _one(params, "cursor")
-    cursor = Cursor.decode(raw_cursor, sort=sort) if raw_cursor else None
+    cursor = Cursor.decode(raw_cursor, sort=sort) if raw_cursor is not None else None
     return FeedQuery(
         statuses=tuple(sorted(statuses, key=STATUSES.index)),  # one statement text per set of statuses
         event_id=event_id,
@@ -579,7 +596,7 @@ def feed_item_for(*, user: User, match_id: object) -> FeedPage:
     )
     rows, now_value = _read(_statement(picked, _NEWEST_FIRST, clock), params)
     if not rows:
-        raise NotFound("No such match.", code="match_not_found")
+        raise NotFound("No such match.", code=ErrorCode.MATCH_NOT_FOUND)
     return FeedPage(items=rows[:1], next_cursor=None, now=now_value)
 
 
@@ -617,12 +634,12 @@ def item_data(item: FeedRow, *, now: datetime) -> dict[str, Any]:
 
 # -- mutual connections and follow-all ---------------------------------------------------------
 def _member(member_id: object) -> User:
-    text = str(member_id or "").strip()
-    if not _whole(text) or len(text) > 18 or int(text) == 0:
+    pk = id_parse(member_id) if isinstance(member_id, str) else None
+    if pk is None:
         raise _bad("member", "member is a member id: a positive whole number.")
-    member = User.objects.select_related("profile").filter(pk=int(text), is_active=True).first()
+    member = User.objects.select_related("profile").filter(pk=pk, is_active=True).first()
     if member is None:
-        raise NotFound("No such member.", code="member_not_found")
+        raise NotFound("No such member.", code=ErrorCode.MEMBER_NOT_FOUND)
     return member
 
 
@@ -632,19 +649,19 @@ MUTUAL_LIST_MAX = 100
 def mutual_connections(*, user: User, member_id: object) -> dict[str, Any]:
     """The members both the viewer and ``member`` are connected to (accepted matches), as far
     as privacy allows: none at all if the member's connections are hidden from the viewer,
-    and never a private member."""
+    and never a private member. Asked about oneself, they are one's own connections (every
+    member id the schema allows is a question with an answer, not a 400)."""
     member = _member(member_id)
-    if member.pk == user.pk:
-        raise _bad("member", "Mutual connections are between you and another member.")
     mine = _connections_of(user.pk)
-    connected = mine.filter(other_id=member.pk).exists()
+    myself = member.pk == user.pk
+    connected = myself or mine.filter(other_id=member.pk).exists()
     # Beyond public members, only members one has a match with can be asked about: anyone
     # else answers like an unknown id (no names, and no telling which ids exist).
     if _privacy(member) != Profile.Privacy.PUBLIC and not (
         connected or FeedItem.objects.filter(member=user, other=member).exists()
     ):
-        raise NotFound("No such member.", code="member_not_found")
-    if not profile_visible(member, connected=connected):
+        raise NotFound("No such member.", code=ErrorCode.MEMBER_NOT_FOUND)
+    if not myself and not profile_visible(member, connected=connected):
         return {"member": member_card(member, connected=connected), "visible": False, "count": 0, "results": []}
     shared_ids = (
         _connections_of(member.pk)
@@ -680,12 +697,12 @@ def follow_all(*, user: User, match_id: object) -> FollowAllResult:
         .first()
     )
     if match is None:
-        raise NotFound("No such match.", code="match_not_found")
+        raise NotFound("No such match.", code=ErrorCode.MATCH_NOT_FOUND)
     if match.status != ACCEPTED:
         raise Forbidden(
             "Follow-all works on an accepted match; this one is "
             f"{status_shown(match.status, match.expires_at, timezone.now())}.",
-            code="match_not_accepted",
+            code=ErrorCode.MATCH_NOT_ACCEPTED,
         )
     other = match.member_b if match.member_a_id == user.pk else match.member_a
     if not profile_visible(other, connected=True):

@@ -30,7 +30,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 
-from matchplatform.exceptions import InvalidInput
+from matchplatform.exceptions import ErrorCode, InvalidInput
 from ops.db import db_now
 from proposals.models import FeedItem, Match, MatchStatus
 
@@ -53,23 +53,24 @@ MUTUAL_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
 )
 
 
-def days_parse(raw: object, *, default: int = DAYS_DEFAULT) -> int:
-    """``days`` from a query string: a whole number from 1 to ``DAYS_MAX``; missing or
-    empty is ``default``. Anything else is a 400 naming the parameter."""
+def days_parse(raw: object, *, default: int = DAYS_DEFAULT, blank_is_default: bool = False) -> int:
+    """``days`` from a query string: a whole number from 1 to ``DAYS_MAX``, as sent (no
+    spaces); missing is ``default``, and so is empty where ``blank_is_default`` (a form's empty
+    field). Anything else is a 400 naming the parameter."""
     values = raw if isinstance(raw, list | tuple) else [raw]
     values = [v for v in values if v is not None]
     if len(values) > 1:
         raise _bad_days("Give days once.")
-    text = str(values[0]).strip() if values else ""
-    if not text:
+    if not values or (blank_is_default and not str(values[0]).strip()):
         return default
+    text = str(values[0])
     if not (text.isascii() and text.isdigit()) or len(text) > 3 or not 1 <= int(text) <= DAYS_MAX:
         raise _bad_days(f"days is a whole number from 1 to {DAYS_MAX}.")
     return int(text)
 
 
 def _bad_days(message: str) -> InvalidInput:
-    return InvalidInput(message, code="invalid_parameter", fields={"days": [message]})
+    return InvalidInput(message, code=ErrorCode.INVALID_PARAMETER, fields={"days": [message]})
 
 
 # -- the clock and the window ----------------------------------------------------------

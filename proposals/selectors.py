@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 
-from matchplatform.exceptions import NotFound
+from matchplatform.exceptions import ErrorCode, NotFound
 from proposals.models import Conversation, Message, Proposal, ProposalStatus, ProposalVoter, SystemMetric
 from proposals.services import public_id_parse
 
@@ -29,7 +29,7 @@ def proposal_for_viewer(*, user: User, proposal_id: object) -> Proposal:
         qs = qs.filter(voters__voter=user)
     proposal = qs.filter(public_id=public_id_parse(proposal_id)).first()
     if proposal is None:
-        raise NotFound("No such proposal.", code="proposal_not_found")
+        raise NotFound("No such proposal.", code=ErrorCode.PROPOSAL_NOT_FOUND)
     return proposal
 
 

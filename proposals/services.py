@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Now
 
-from matchplatform.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from matchplatform.exceptions import Conflict, ErrorCode, Forbidden, InvalidInput, NotFound
 from proposals.compat import pairs_best
 from proposals.models import (
     OPEN_PAIR_STATUSES,
@@ -53,7 +54,7 @@ def profile_update(
     if display_name is not None:
         if not display_name.strip():
             raise InvalidInput(
-                "Display name must not be empty.", code="required", fields={"display_name": ["Required."]}
+                "Display name must not be empty.", code=ErrorCode.REQUIRED, fields={"display_name": ["Required."]}
             )
         profile.display_name = display_name.strip()[:80]
     if bio is not None:
@@ -63,12 +64,14 @@ def profile_update(
         unknown = [v for v in values if v not in INTERESTS]
         if unknown:
             message = f"Unknown interests: {', '.join(unknown[:5])}."
-            raise InvalidInput(message, code="invalid_choice", fields={"interests": [message]})
+            raise InvalidInput(message, code=ErrorCode.INVALID_CHOICE, fields={"interests": [message]})
         profile.interests = values
         profile.interest_mask = interest_mask(values)
     if privacy is not None:
         if privacy not in Profile.Privacy.values:
-            raise InvalidInput("Unknown privacy setting.", code="invalid_choice", fields={"privacy": ["Invalid."]})
+            raise InvalidInput(
+                "Unknown privacy setting.", code=ErrorCode.INVALID_CHOICE, fields={"privacy": ["Invalid."]}
+            )
         profile.privacy = privacy
     profile.save()
     return profile
@@ -248,22 +251,22 @@ class VoteResult:
 
 def vote_cast(*, user: User, proposal_id: object, choice: str) -> VoteResult:
     if choice not in Vote.Choice.values:
-        raise InvalidInput("Vote yes or no.", code="invalid_choice", fields={"choice": ["Must be yes or no."]})
+        raise InvalidInput("Vote yes or no.", code=ErrorCode.INVALID_CHOICE, fields={"choice": ["Must be yes or no."]})
     key = public_id_parse(proposal_id)
     with transaction.atomic():
         proposal = Proposal.objects.select_for_update().filter(public_id=key).first()
         if proposal is None:
-            raise NotFound("No such proposal.", code="proposal_not_found")
+            raise NotFound("No such proposal.", code=ErrorCode.PROPOSAL_NOT_FOUND)
         assignment = ProposalVoter.objects.filter(proposal=proposal, voter=user).first()
         if assignment is None:
-            raise Forbidden("You are not a voter on this proposal.", code="not_a_voter")
+            raise Forbidden("You are not a voter on this proposal.", code=ErrorCode.NOT_A_VOTER)
         existing = Vote.objects.filter(assignment=assignment).first()
         if existing is not None:
             if existing.choice == choice:
                 return VoteResult(vote=existing, created=False, proposal=proposal)
-            raise Conflict("You already voted on this proposal.", code="already_voted")
+            raise Conflict("You already voted on this proposal.", code=ErrorCode.ALREADY_VOTED)
         if proposal.status != ProposalStatus.VOTING or _deadline_passed(proposal):
-            raise Conflict("Voting on this proposal has closed.", code="proposal_closed")
+            raise Conflict("Voting on this proposal has closed.", code=ErrorCode.PROPOSAL_CLOSED)
         vote = Vote.objects.create(assignment=assignment, proposal=proposal, voter=user, choice=choice)
         ProposalVoter.objects.filter(pk=assignment.pk).update(voted=True)
         Profile.objects.filter(user=user, open_assignments__gt=0).update(open_assignments=F("open_assignments") - 1)
@@ -280,11 +283,19 @@ def _deadline_passed(proposal: Proposal) -> bool:
     return bool(Proposal.objects.filter(pk=proposal.pk, deadline__lte=Now()).exists())
 
 
+# A public id as the API writes it and the schema declares it (format: uuid): 36 characters,
+# hyphens at their places. uuid.UUID alone would also take braces, "urn:uuid:" and no hyphens.
+_PUBLIC_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def public_id_parse(value: object) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound("Not found.", code="not_found") from None
+    """A public id from a URL or a caller; anything that is not one is "not found", like an
+    id that names nothing (or something of someone else's)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str) or _PUBLIC_ID.fullmatch(value) is None:
+        raise NotFound("Not found.", code=ErrorCode.NOT_FOUND)
+    return uuid.UUID(value)
 
 
 def _proposal_finalize(*, proposal: Proposal, approved: bool) -> bool:
@@ -353,17 +364,17 @@ def _match_create(
 def event_match_create(*, event: Event, member_a: User, member_b: User, compatibility: float) -> Match:
     """Members matched at an event (by its organisers). Once per pair and event."""
     if member_a.pk == member_b.pk:
-        raise InvalidInput("A match needs two different members.", code="same_member")
+        raise InvalidInput("A match needs two different members.", code=ErrorCode.SAME_MEMBER)
     if not 0.0 <= float(compatibility) <= 1.0:
         raise InvalidInput(
-            "Compatibility is between 0 and 1.", code="invalid", fields={"compatibility": ["Between 0 and 1."]}
+            "Compatibility is between 0 and 1.", code=ErrorCode.INVALID, fields={"compatibility": ["Between 0 and 1."]}
         )
     low, high = sorted((member_a.pk, member_b.pk))
     try:
         with transaction.atomic():
             return _match_create(member_a_id=low, member_b_id=high, compatibility=compatibility, event=event)
     except IntegrityError:
-        raise Conflict("These two members are already matched at this event.", code="already_matched") from None
+        raise Conflict("These two members are already matched at this event.", code=ErrorCode.ALREADY_MATCHED) from None
 
 
 def proposals_finalize_due(*, limit: int = 500) -> int:
@@ -398,24 +409,24 @@ def _match_for(*, user: User, match_id: object, lock: bool = False) -> Match:
     qs = Match.objects.select_for_update() if lock else Match.objects.all()
     match = qs.filter(Q(member_a=user) | Q(member_b=user), public_id=public_id_parse(match_id)).first()
     if match is None:
-        raise NotFound("No such match.", code="match_not_found")
+        raise NotFound("No such match.", code=ErrorCode.MATCH_NOT_FOUND)
     return match
 
 
 def match_decide(*, user: User, match_id: object, decision: str) -> Match:
     if decision not in (Match.Decision.ACCEPT, Match.Decision.REJECT):
-        raise InvalidInput("Accept or reject.", code="invalid_choice", fields={"decision": ["Invalid."]})
+        raise InvalidInput("Accept or reject.", code=ErrorCode.INVALID_CHOICE, fields={"decision": ["Invalid."]})
     with transaction.atomic():
         match = _match_for(user=user, match_id=match_id, lock=True)
         if match.status != Match.Status.PENDING or Match.objects.filter(pk=match.pk, expires_at__lte=Now()).exists():
             status = Match.Status.EXPIRED if match.status == Match.Status.PENDING else match.status
-            raise Conflict(f"This match is {status} and can no longer change.", code="match_closed")
+            raise Conflict(f"This match is {status} and can no longer change.", code=ErrorCode.MATCH_CLOSED)
         side = "a" if match.member_a_id == user.pk else "b"
         answered = getattr(match, f"decision_{side}")
         if answered == decision:  # the same answer again (a retry): nothing changes
             return match
         if answered:
-            raise Conflict(f"You have already answered this match ({answered}).", code="already_answered")
+            raise Conflict(f"You have already answered this match ({answered}).", code=ErrorCode.ALREADY_ANSWERED)
         setattr(match, f"decision_{side}", decision)
         if decision == Match.Decision.REJECT:
             match.status = Match.Status.REJECTED
@@ -461,19 +472,21 @@ def conversation_for(*, user: User, conversation_id: object) -> Conversation:
         .first()
     )
     if conversation is None:
-        raise NotFound("No such conversation.", code="conversation_not_found")
+        raise NotFound("No such conversation.", code=ErrorCode.CONVERSATION_NOT_FOUND)
     return conversation
 
 
 def message_post(*, user: User, conversation_id: object, body: object) -> Message:
     if not isinstance(body, str) or not body.strip():
-        raise InvalidInput("Write a message.", code="required", fields={"body": ["Required."]})
+        raise InvalidInput("Write a message.", code=ErrorCode.REQUIRED, fields={"body": ["Required."]})
     if len(body) > 4000:
-        raise InvalidInput("Messages are at most 4,000 characters.", code="too_long", fields={"body": ["Too long."]})
+        raise InvalidInput(
+            "Messages are at most 4,000 characters.", code=ErrorCode.TOO_LONG, fields={"body": ["Too long."]}
+        )
     with transaction.atomic():
         conversation = conversation_for(user=user, conversation_id=conversation_id)
         if conversation.closed_at is not None:
-            raise Conflict("This conversation is closed.", code="conversation_closed")
+            raise Conflict("This conversation is closed.", code=ErrorCode.CONVERSATION_CLOSED)
         return Message.objects.create(conversation=conversation, sender=user, body=body.strip())
 
 
@@ -511,5 +524,5 @@ def member_create(*, username: str, password: str | None = None, **profile: Any)
             user = User.objects.create_user(username=username, password=password)
             profile_update(user=user, display_name=profile.pop("display_name", username), **profile)
     except IntegrityError:
-        raise Conflict("That username is taken.", code="username_taken") from None
+        raise Conflict("That username is taken.", code=ErrorCode.USERNAME_TAKEN) from None
     return user

@@ -150,7 +150,7 @@ def ops_matches(request: HttpRequest) -> HttpResponse:
     admin's sign-in."""
     context: dict[str, Any] = {"day_choices": DAY_CHOICES, "days_max": DAYS_MAX, "nav": "ops"}
     try:
-        days = days_parse(request.GET.getlist("days"), default=DAYS_DEFAULT)
+        days = days_parse(request.GET.getlist("days"), default=DAYS_DEFAULT, blank_is_default=True)
     except InvalidInput as exc:
         context.update(days=None, error=exc.message)
         return render(request, "proposals/ops_matches.html", context, status=400)

@@ -440,8 +440,8 @@ def test_errors_from_the_api_show_in_an_alert_and_the_page_recovers(world, page,
     # Bad values in the query string are the API's to refuse; the page shows its message.
     for query, message in [
         ("min_compatibility=2", "min_compatibility is a number from 0 to 1."),
-        ("sort=sideways", "Unknown sort 'sideways'. Allowed: newest, compatibility, expiring_soon."),
-        ("event=999999", "There is no event 999999."),
+        ("sort=sideways", "sort is one of newest, compatibility, expiring_soon."),
+        ("event=999999", "There is no such event."),
         ("cursor=not-a-cursor", "This cursor is not one the feed gave out; start again without it."),
     ]:
         page.goto(f"/matches?{query}")
