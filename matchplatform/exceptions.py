@@ -190,13 +190,31 @@ def error_body(*, code: ErrorCode | str, message: str, fields: dict[str, Any] | 
     return {"error": {"code": code, "message": surrogates_replace(message), "fields": surrogates_replace(fields or {})}}
 
 
+def _messages_by_path(detail: Any, path: str = "") -> dict[str, list[str]]:
+    """DRF's nested ``detail`` (a list item's errors, a nested serializer's) as flat
+    ``{"field.0.sub": [messages]}``, so ``fields`` keeps one shape however deep the input."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            out.update(_messages_by_path(value, f"{path}.{key}" if path else str(key)))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {path: [str(item) for item in detail]} if detail else {}
+        out = {}
+        for index, item in enumerate(detail):
+            if isinstance(item, (dict, list)):
+                out.update(_messages_by_path(item, f"{path}.{index}" if path else str(index)))
+            elif item:
+                out.setdefault(path, []).append(str(item))
+        return out
+    return {path: [str(detail)]}
+
+
 def _flatten_drf_detail(detail: Any) -> tuple[str, dict[str, Any]]:
     """Turn DRF's nested ``detail`` into (message, fields)."""
     if isinstance(detail, dict):
-        fields: dict[str, Any] = {}
-        for key, value in detail.items():
-            items = value if isinstance(value, list) else [value]
-            fields[str(key)] = [str(item) for item in items]
+        fields = _messages_by_path(detail)
         non_field = fields.pop("non_field_errors", None)
         if non_field:
             return "; ".join(non_field), fields
