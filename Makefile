@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchplatform
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install chromium services testdb lint typecheck pytest bench-runs bench-queue bench-proposals bench-feed clean
+.PHONY: run dev test install chromium services testdb lint typecheck pytest bench-runs bench-queue bench-proposals bench-feed clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,16 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py seed_members --if-empty
+	$(PY) manage.py demo_credentials
 	@bash bin/run-all
+
+# make run with Django's development server, which restarts itself when the code changes.
+dev: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py seed_members --if-empty
+	$(PY) manage.py demo_credentials
+	@WEB_SERVER=runserver bash bin/run-all
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -67,11 +76,16 @@ test: install chromium services testdb lint typecheck
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_REDIS_URL) CACHE_URL=$(TEST_REDIS_URL) \
 		$(VENV)/bin/pytest
 
+# Each bench makes <name>_bench_<what> next to TEST_DATABASE_URL's database and drops it; set
+# BENCH_REDIS_URL to give the Celery benches a Redis database of your choosing (each has its own
+# default: runs 11, queue 14).
+BENCH_REDIS_ARG = $(if $(BENCH_REDIS_URL),--redis-url $(BENCH_REDIS_URL))
+
 bench-runs: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/runs.py
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/runs.py $(BENCH_REDIS_ARG)
 
 bench-queue: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/queue.py
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/queue.py $(BENCH_REDIS_ARG)
 
 bench-proposals: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/proposals.py

@@ -135,15 +135,18 @@ def sessions_create(member_ids: Sequence[int]) -> dict[int, str]:
     from importlib import import_module
 
     from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
     from django.contrib.auth.models import User
 
     store = import_module(settings.SESSION_ENGINE).SessionStore
+    # The backend login() would record: the first that can load a session's user (a lockout
+    # backend such as axes' only checks sign-ins, and comes first).
+    backend = next(path for path in settings.AUTHENTICATION_BACKENDS if hasattr(load_backend(path), "get_user"))
     cookies: dict[int, str] = {}
     for user in User.objects.filter(pk__in=member_ids):
         session = store()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[BACKEND_SESSION_KEY] = backend
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         cookies[user.pk] = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
@@ -638,6 +641,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ENV", "CACHE_URL", "OPS_WAKE_WORKERS", "DEBUG"):
         os.environ[key] = env[key]
+    # This process forks the walkers, which must not inherit a connection pool (its threads,
+    # its idle connections). gunicorn's workers pool: a connection per thread at most (sync:
+    # one request at a time, so one).
+    os.environ["DB_POOL"] = "false"
+    env["DB_POOL_MIN_SIZE"] = "1"
+    env["DB_POOL_MAX_SIZE"] = str(args.threads if args.worker_class == "gthread" else 1)
     os.environ["LOG_LEVEL"] = "WARNING"
     logdir = Path(tempfile.mkdtemp(prefix="bench_feed_"))
     server: Child | None = None

@@ -546,8 +546,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         OPS_WAKE_WORKERS="false",
         DEBUG="false",
         LOG_LEVEL="WARNING",
+        # Every Django process here (this one, the finalizers) runs its queries on one thread:
+        # a pool's one connection is all it needs.
+        DB_POOL_MIN_SIZE="1",
+        DB_POOL_MAX_SIZE="1",
     )
-    for key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CACHE_URL", "OPS_WAKE_WORKERS", "DEBUG", "LOG_LEVEL"):
+    for key in (
+        "DATABASE_URL",
+        "DJANGO_SETTINGS_MODULE",
+        "CACHE_URL",
+        "OPS_WAKE_WORKERS",
+        "DEBUG",
+        "LOG_LEVEL",
+        "DB_POOL_MIN_SIZE",
+        "DB_POOL_MAX_SIZE",
+    ):
         os.environ[key] = env[key]
     logdir = Path(tempfile.mkdtemp(prefix="bench_proposals_"))
     refills: list[ScaleReport] = []

@@ -194,6 +194,9 @@ def django_setup(db: BenchDatabase, redis_url: str) -> None:
     os.environ["CELERY_BROKER_URL"] = redis_url  # the project's app never reaches another db
     os.environ["OPS_WAKE_WORKERS"] = "0"
     os.environ["LOG_LEVEL"] = "WARNING"  # procrastinate logs two INFO lines per job otherwise
+    # This process forks the lease-queue workers: a connection pool (and its threads and idle
+    # connections) would be inherited by every child, so it keeps one plain connection.
+    os.environ["DB_POOL"] = "false"
     import django
     from django.core.management import call_command
 

@@ -12,7 +12,7 @@ Redis db 11 (``--redis-url``), flushed at start and end. Only loopback addresses
 For each corpus size (``--sizes``, default 100k then 1M investors, seeded with
 ``runs.demo.investors_seed``; the 1M corpus is the 100k one plus 900k more):
 
-* ours: two real ``celery worker --pool=solo`` processes and ``manage.py runserver``; runs are
+* ours: two real ``celery worker --pool=solo`` processes and gunicorn (gthread, a bounded pool); runs are
   submitted with HTTP POST /api/match/run (throttle raised), the ``on_commit`` wake-up goes
   through Redis, and a worker claims, scores with its in-memory corpus and acks. The first
   run of each worker loads the corpus (reported as cold); then ``--runs`` warm runs.
@@ -56,7 +56,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.runs_support.driver import LoopResult, RunResult, Watcher, closed_loop, stage_breakdown, url_cycle
+from bench.runs_support.driver import (
+    STALL_SECONDS,
+    LoopResult,
+    RunResult,
+    Stalled,
+    Watcher,
+    closed_loop,
+    connections_report,
+    stage_breakdown,
+    url_cycle,
+)
 from bench.runs_support.infra import (
     BenchDatabase,
     BenchError,
@@ -75,6 +85,10 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/matchplatform"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 SUFFIX = "_bench_runs"
 WORKERS = 2
+# The web server, as make run serves it: gunicorn's threads share one bounded pool.
+WEB_WORKERS = 1
+WEB_THREADS = 8
+WEB_POOL_MAX = 4
 TARGET_P50_MS = 300.0
 TARGET_P999_MS = 2000.0
 TARGET_RELOAD_RATIO = 8.0
@@ -162,6 +176,10 @@ def child_env(*, redis_url: str, claim_batch: int | None) -> dict[str, str]:
         RUNS_SUBMIT_RATE="1000000/min",
         CACHE_URL="",  # the throttle counts in each process's memory; no shared cache touched
         DEBUG="false",
+        # Web: at most WEB_POOL_MAX connections however many requests are in flight. The
+        # other Django processes (this one, the alternatives' workers) run one thread each.
+        DB_POOL_MIN_SIZE="1",
+        DB_POOL_MAX_SIZE=str(WEB_POOL_MAX),
         LOG_LEVEL="WARNING",
     )
     if claim_batch is not None:
@@ -223,6 +241,15 @@ def investors_grow(*, target: int) -> tuple[int, float]:
 
 
 # -- phases -----------------------------------------------------------------------------
+def stall_diagnosis(*, watcher: Watcher, children: Sequence[Child]) -> str:
+    """What a stalled phase leaves to read: who holds PostgreSQL's connections, and the end
+    of each child's log."""
+    tails = [
+        f"--- {child.name} ({'running' if child.alive() else 'exited'}):\n{child.log_tail(8)}" for child in children
+    ]
+    return "\n".join([connections_report(watcher.dsn), *tails])
+
+
 def phase_ours(
     *,
     args: argparse.Namespace,
@@ -237,14 +264,24 @@ def phase_ours(
     from bench.runs_support.driver import http_submitter
 
     port = free_port()
-    python = sys.executable
     celery = str(Path(sys.executable).with_name("celery"))
     if not Path(celery).exists():
         celery = shutil.which("celery") or "celery"
     tag = f"{report.size}"
     server = Child(
         f"web-{tag}",
-        [python, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "matchplatform.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(WEB_WORKERS),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(WEB_THREADS),
+        ],
         logdir / f"web-{tag}.log",
     )
     children.append(server.start(env=env, cwd=ROOT))
@@ -289,6 +326,9 @@ def phase_ours(
             concurrency=WORKERS,
             watcher=watcher,
             timeout=120 + 6 * load_estimate_s,
+            # A cold run loads the corpus first: allow a few loads' time before calling it stuck.
+            stall_s=max(STALL_SECONDS, 3 * load_estimate_s),
+            diagnose=lambda: stall_diagnosis(watcher=watcher, children=children),
             until=warm_enough,
             progress=lambda done, total, s: log(f"  warm-up: {done} runs finished after {s:.0f}s"),
         )
@@ -314,6 +354,7 @@ def phase_ours(
             concurrency=args.concurrency,
             watcher=watcher,
             timeout=args.ours_timeout,
+            diagnose=lambda: stall_diagnosis(watcher=watcher, children=children),
             progress=lambda done, total, s: log(f"  ours: {done}/{total} runs, {done / s:.1f} runs/s"),
         )
         owners: dict[str, int] = {}
@@ -332,6 +373,7 @@ def phase_ours(
                 concurrency=1,
                 watcher=watcher,
                 timeout=args.ours_timeout / 2,
+                diagnose=lambda: stall_diagnosis(watcher=watcher, children=children),
             )
             report.systems["ours-1"] = SystemResult("ours-1", single)
             single_results = single.results
@@ -398,6 +440,7 @@ def phase_alt(
             concurrency=args.concurrency,
             watcher=watcher,
             timeout=args.alt_timeout,
+            diagnose=lambda: stall_diagnosis(watcher=watcher, children=children),
             progress=lambda done, total, s: log(f"  {mode}: {done}/{total} runs after {s:.0f}s"),
             progress_every_s=15.0,
             thread_exit=_django_connection_close,
@@ -708,8 +751,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(
             "load: closed loop, "
-            f"{args.concurrency} runs in flight; ours submitted by HTTP POST /api/match/run (runserver) and woken"
-            " through Celery/Redis; the alternatives submitted with runs.services.match_run_submit and polled"
+            f"{args.concurrency} runs in flight; ours submitted by HTTP POST /api/match/run (gunicorn, gthread)"
+            " and woken through Celery/Redis; the alternatives submitted with runs.services.match_run_submit and polled"
             " from the queue every 5 ms. Latency = MatchRun.duration_ms (DB clock, submit -> ack)."
         )
         if len(reports) > 1:
@@ -721,6 +764,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"interrupted ({exc}); cleaning up")
     except BenchError as exc:
         log(f"bench error: {exc}")
+    except Stalled as exc:
+        log(f"bench stopped, the pipeline is stuck: {exc}")
     finally:
         signal.alarm(0)
         for child in list(children):

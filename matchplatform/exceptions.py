@@ -14,7 +14,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404
+from psycopg_pool import PoolTimeout, TooManyRequests
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -269,6 +271,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
+
+    elif isinstance(exc, OperationalError) and isinstance(exc.__cause__, (PoolTimeout, TooManyRequests)):
+        # Expected under load, not a bug: no traceback. PoolExhaustedMiddleware adds Retry-After.
+        return exception_handler(ServiceUnavailable("No database connection was free in time; try again."), context)
 
     response = drf_default_handler(exc, context)
     if response is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,6 +32,24 @@ DEBUG = env_bool("DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# HTTPS. Production defaults to HTTPS only (redirect, HSTS, cookies sent over TLS only), so
+# `manage.py check --deploy` is clean with nothing but DJANGO_ENV, SECRET_KEY, DATABASE_URL and
+# ALLOWED_HOSTS set; development and tests keep plain http. Behind a proxy that terminates TLS,
+# SECURE_PROXY_SSL_HEADER names the header it sets ("X-Forwarded-Proto" carrying "https"), or
+# every request looks like plain http and the redirect loops.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Load balancers probe health over plain http inside the network; a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^api/health"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -38,7 +58,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
     "waffle",
     "django_celery_beat",
     "ops",
@@ -48,6 +70,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it answers 503 for a request whose database pool ran dry, whichever layer failed.
+    "matchplatform.db_pool.PoolExhaustedMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "waffle.middleware.WaffleMiddleware",
+    # Last, as django-axes asks: it turns a sign-in that axes refused into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "matchplatform.urls"
@@ -82,16 +108,59 @@ TEMPLATES = [
 # request. Off for a connection pooler that cannot keep prepared statements (PgBouncer in
 # transaction mode before 1.22, or without max_prepared_statements).
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+
+
+def _process_role() -> str:
+    """What this process is, from its command line: "worker" or "beat" for Celery, "web" for
+    gunicorn and runserver, else the management command or script (names its connections)."""
+    argv = sys.argv or [""]
+    program = Path(argv[0])
+    if "celery" in (program.name, program.parent.name):
+        return next((arg for arg in argv[1:] if arg in ("worker", "beat")), "celery")
+    if "gunicorn" in (program.name, program.parent.name) or argv[1:2] == ["runserver"]:
+        return "web"
+    return argv[1] if program.name == "manage.py" and len(argv) > 1 else program.stem or "python"
+
+
+PROCESS_ROLE = _process_role()
+# A web process shares a bounded pool of connections among its threads (gunicorn's gthread
+# worker, runserver): at most DB_POOL_MAX_SIZE each, however many requests are in flight; a
+# request that finds none free within DB_POOL_TIMEOUT answers 503 (matchplatform/db_pool.py).
+# Celery processes do not pool: each runs its tasks on one thread, and Celery's Django fixup
+# closes a prefork child's pool after every task, so a pool there would only mean a new pool
+# and new connections per task. They keep Django's one connection per thread instead (the
+# task's, plus the heartbeat thread's, opened and closed every OPS_HEARTBEAT_SECONDS).
+# DB_POOL=false turns the pool off everywhere, for a deployment behind PgBouncer.
+DB_POOL = env_bool("DB_POOL", True)
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2)
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 10.0)
+DB_POOL_RETRY_AFTER_SECONDS = env_int("DB_POOL_RETRY_AFTER_SECONDS", 2)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
     if env_bool("DB_CONN_HEALTH_CHECKS", True):
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # psycopg prepares a statement after this many runs on a connection (0: at once; a
-        # count would compete with every ORM query's text for psycopg's 100-entry counter);
-        # Django turns preparing off by default, and its own cursors bind on the client and
-        # never prepare, so only the statements run through prepared_cursor are affected.
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 0)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, recording a pool timeout on the request for the 503 above.
+        DATABASES["default"]["ENGINE"] = "matchplatform.postgresql"
+        _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+        # pg_stat_activity tells web, worker and beat connections apart by this name.
+        _db_options["application_name"] = env_str("DB_APPLICATION_NAME", f"matchplatform-{PROCESS_ROLE}")[:63]
+        if DB_POOL and PROCESS_ROLE not in ("worker", "beat", "celery"):
+            # A pool hands connections back at the end of each request; it refuses CONN_MAX_AGE.
+            DATABASES["default"]["CONN_MAX_AGE"] = 0
+            _db_options["pool"] = {
+                "min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE),
+                "max_size": DB_POOL_MAX_SIZE,
+                "timeout": DB_POOL_TIMEOUT,
+            }
+        if DB_PREPARED_STATEMENTS:
+            # psycopg prepares a statement after this many runs on a connection (0: at once; a
+            # count would compete with every ORM query's text for psycopg's 100-entry counter);
+            # Django turns preparing off by default, and its own cursors bind on the client and
+            # never prepare, so only the statements run through prepared_cursor are affected. A
+            # pooled connection keeps its prepared statements from one request to the next.
+            _db_options["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 0)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -120,10 +189,36 @@ if CACHE_URL.startswith(("redis://", "rediss://")):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Django's ModelBackend with a prepared lookup of the session's user (matchplatform/auth.py).
-# Django's own stays listed so that sessions signed in before (which name it) stay valid; it
-# never checks a password (the first backend refuses a wrong one outright).
-AUTHENTICATION_BACKENDS = ["matchplatform.auth.ModelBackend", "django.contrib.auth.backends.ModelBackend"]
+# First django-axes (refuses a sign-in while its account or client is locked out; it runs only
+# in authenticate(), never on a signed-in request), then Django's ModelBackend with a prepared
+# lookup of the session's user (matchplatform/auth.py). Django's own stays listed so that
+# sessions signed in before (which name it) stay valid; it never checks a password (the
+# backend before it refuses a wrong one outright).
+AUTHENTICATION_BACKENDS = [
+    "matchplatform.auth.AxesBackend",
+    "matchplatform.auth.ModelBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Failed sign-ins (password forms, the API's login and token endpoints, Sign-In with Ethereum,
+# wrong API tokens), counted by django-axes in the database, so lockouts are listed in the admin.
+# A client is locked out after AUTH_FAILURE_LIMIT failures within AUTH_LOCKOUT_MINUTES, for one
+# account from one address or for every account from one address; never for an account from
+# everywhere, which would let anyone lock any member out. A failure while locked out restarts
+# the cool-off.
+AXES_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AUTH_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+# A successful sign-in does not clear the client's failures: an attacker with an account of
+# their own could otherwise reset the count between guesses.
+AXES_RESET_ON_SUCCESS = False
+# The client address as the API's throttles see it (NUM_PROXIES decides how much of
+# X-Forwarded-For is believed): one identity for throttles and lockouts.
+AXES_CLIENT_IP_CALLABLE = "matchplatform.authentication.client_ip"
+AXES_LOCKOUT_CALLABLE = "matchplatform.authentication.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# No banner from axes at every process start; failures and lockouts are still logged.
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -150,15 +245,23 @@ LOGGING = {
 }
 
 # --- API -------------------------------------------------------------------------------
+# Programs send an API token ("Authorization: Token <key>", from POST /api/auth/token); the
+# browser pages use the session, with CSRF enforced on every write. No Basic authentication:
+# it skips CSRF and lets anyone try passwords on every endpoint. The token comes first so that
+# an anonymous call answers 401 with "WWW-Authenticate: Token". Every endpoint needs a signed-in
+# caller unless it says AllowAny.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "matchplatform.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["matchplatform.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["matchplatform.parsers.StrictJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Bodies are JSON only, with a JSON media type (application/json, application/*+json).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "matchplatform.parsers.JSONContentNegotiation",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_SCHEMA_CLASS": "matchplatform.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "matchplatform.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # How many proxies in front of the app append to X-Forwarded-For; with 0 the client
@@ -170,6 +273,20 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Match runs, queue health and operations for matchplatform.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs are public whatever the API's default permission.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # A text field that refuses blanks says minLength: 1, so the schema refuses what the API does.
+    "ENFORCE_NON_BLANK_FIELDS": True,
+    # One name per choice set used in several places (check --deploy warns otherwise).
+    "ENUM_NAME_OVERRIDES": {
+        "ErrorCodeEnum": "matchplatform.exceptions.ERROR_CODE_CHOICES",
+        # runs.models.MatchRunStatus's values (the settings cannot import the models), and the one
+        # status a ready run's matches answer with.
+        "MatchRunStatusEnum": ["created", "queued", "processing", "ready", "error"],
+        "MatchRunReadyStatusEnum": ["ready"],
+        "ProposalStatusEnum": "proposals.models.ProposalStatus",
+        "DecisionEnum": "proposals.models.Match.Decision",
+    },
 }
 
 # --- Celery ----------------------------------------------------------------------------
@@ -232,6 +349,13 @@ OPS_HEARTBEAT_SECONDS = env_float("OPS_HEARTBEAT_SECONDS", 10.0)
 OPS_WORKER_STALE_SECONDS = env_float("OPS_WORKER_STALE_SECONDS", 60.0)
 OPS_INVARIANT_RESULTS_KEEP_DAYS = env_int("OPS_INVARIANT_RESULTS_KEEP_DAYS", 7)
 OPS_HEALTH_BROKER_TIMEOUT_SECONDS = env_float("OPS_HEALTH_BROKER_TIMEOUT_SECONDS", 2.0)
+# Below this many runs an error rate, an average or a percentile reads "not enough data".
+OPS_INVARIANT_MIN_SAMPLE = env_int("OPS_INVARIANT_MIN_SAMPLE", 20)
+# Beat entries that beat also runs once, in order, as it starts, so a fresh platform does
+# not wait a whole period for its first refill and its first invariant results.
+OPS_BEAT_STARTUP_TASKS = env_list(
+    "OPS_BEAT_STARTUP_TASKS", ["proposals.tick", "ops.release_expired", "proposals.metrics", "ops.invariants_check"]
+)
 
 # --- runs ------------------------------------------------------------------------------
 RUNS_LEASE_TTL_SECONDS = env_float("RUNS_LEASE_TTL_SECONDS", 30.0)

@@ -47,9 +47,11 @@ def finalize_due_setbased(*, limit: int = BATCH) -> int:
                 )
                 if approved:
                     cursor.execute(
-                        "INSERT INTO proposals_match (public_id, proposal_id, member_a_id, member_b_id, status,"
-                        " decision_a, decision_b, expires_at)"
-                        " SELECT gen_random_uuid(), id, member_a_id, member_b_id, 'pending', '', '',"
+                        # Django's defaults are not the table's: every NOT NULL column is named.
+                        # (No feed items: the prototype measures finalization lag only.)
+                        "INSERT INTO proposals_match (public_id, source, proposal_id, member_a_id, member_b_id,"
+                        " compatibility_score, status, decision_a, decision_b, expires_at)"
+                        " SELECT gen_random_uuid(), 'proposal', id, member_a_id, member_b_id, 0, 'pending', '', '',"
                         " statement_timestamp() + %s * interval '1 second'"
                         " FROM proposals_proposal WHERE id = ANY(%s) RETURNING id",
                         [ttl, approved],

@@ -18,8 +18,8 @@ def state_reset(*, vacuum: bool = False) -> None:
     """Empty every proposals table (the members stay) and zero the voter loads."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE proposals_message, proposals_conversation, proposals_match, proposals_vote,"
-            " proposals_proposalvoter, proposals_proposal, proposals_systemmetric"
+            "TRUNCATE proposals_message, proposals_conversation, proposals_feeditem, proposals_match,"
+            " proposals_vote, proposals_proposalvoter, proposals_proposal, proposals_systemmetric"
         )
         cursor.execute("UPDATE proposals_profile SET open_assignments = 0 WHERE open_assignments <> 0")
         cursor.execute("TRUNCATE bench_status_audit")

@@ -14,6 +14,12 @@ import numpy as np
 import psycopg
 
 FINISHED = ("ready", "error")
+STALL_SECONDS = 30.0
+
+
+class Stalled(RuntimeError):
+    """No run finished (and none was submitted) for ``stall_s`` seconds: the pipeline is stuck,
+    and waiting out the phase's timeout would only hide why."""
 
 
 @dataclass(frozen=True)
@@ -131,19 +137,25 @@ def closed_loop(
     progress: Callable[[int, int, float], None] | None = None,
     progress_every_s: float = 10.0,
     thread_exit: Callable[[], None] | None = None,
+    stall_s: float = STALL_SECONDS,
+    diagnose: Callable[[], str] | None = None,
 ) -> LoopResult:
     """Keep ``concurrency`` runs in flight until ``total`` have finished (or ``until`` says
     stop, or ``timeout`` seconds pass).
 
     Each in-flight slot is a thread that submits a run, waits until it is finished and
     submits the next one, so a slow submit never delays noticing another run's completion;
-    the calling thread polls the database for finished runs every ``poll_s``."""
+    the calling thread polls the database for finished runs every ``poll_s``.
+
+    Raises ``Stalled`` when nothing happened for ``stall_s`` seconds (no run finished, none
+    was submitted), with what ``diagnose`` says about the system (connections, logs)."""
     out = LoopResult()
     lock = threading.Lock()
     inflight: dict[str, _Pending] = {}
     counter = {"submitted": 0}
     stop = threading.Event()
     started = time.monotonic()
+    activity = {"at": started}  # the last submit or finish
     deadline = started + timeout
 
     def slot() -> None:
@@ -167,6 +179,7 @@ def closed_loop(
                 pending = _Pending(url=url, t0=t0, wall0=wall0, submit_s=time.monotonic() - t0)
                 with lock:
                     inflight[run_id] = pending
+                    activity["at"] = time.monotonic()
                 while not pending.done.wait(0.5):
                     if stop.is_set():
                         return
@@ -181,11 +194,22 @@ def closed_loop(
     next_progress = started + progress_every_s
     try:
         while True:
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 out.timed_out = True
                 break
             with lock:
                 ids = list(inflight)
+                idle_s = now - activity["at"]
+            if idle_s >= stall_s:
+                raise Stalled(
+                    f"no progress for {idle_s:.0f} s: {len(out.results)} of {total} runs finished,"
+                    f" {len(ids)} in flight, {counter['submitted']} submitted"
+                    f" ({len(out.submit_errors)} submit errors"
+                    + (f", last: {out.submit_errors[-1]}" if out.submit_errors else "")
+                    + ")"
+                    + (f"\n{diagnose()}" if diagnose is not None else "")
+                )
             if not ids:
                 if not any(t.is_alive() for t in threads):
                     break
@@ -216,6 +240,8 @@ def closed_loop(
                 )
                 pending.done.set()
                 last_done = seen
+                with lock:
+                    activity["at"] = seen
             if rows and until is not None and until(out.results):
                 stop.set()
             if progress is not None and seen >= next_progress:
@@ -290,3 +316,25 @@ def stage_breakdown(*, dsn: str, results: Sequence[RunResult]) -> list[tuple[str
         if ms.size:
             out.append((label, float(np.percentile(ms, 50)), float(np.percentile(ms, 95))))
     return out
+
+
+def connections_report(dsn: str) -> str:
+    """Who holds PostgreSQL's connections, by database and application_name, against
+    max_connections: the first thing to read when runs stop finishing."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            limit = int(conn.execute("SELECT current_setting('max_connections')::int").fetchone()[0])  # type: ignore[index]
+            rows = conn.execute(
+                """
+                SELECT coalesce(datname, '-'), coalesce(nullif(application_name, ''), '-'),
+                       coalesce(state, '-'), count(*)
+                FROM pg_stat_activity WHERE backend_type = 'client backend'
+                GROUP BY 1, 2, 3 ORDER BY 4 DESC
+                """
+            ).fetchall()
+    except psycopg.Error as exc:
+        return f"PostgreSQL connections: could not connect to look ({type(exc).__name__}: {exc})"
+    total = sum(row[3] for row in rows)
+    lines = [f"PostgreSQL connections: {total} of max_connections {limit}"]
+    lines += [f"    {n:>4}  {db} / {app} / {state}" for db, app, state, n in rows]
+    return "\n".join(lines)

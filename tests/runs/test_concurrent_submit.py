@@ -1,5 +1,10 @@
 """100 clients post different spellings of one URL at the same moment, against a real
-threaded HTTP server and PostgreSQL: exactly one active run, no 5xx."""
+threaded HTTP server and PostgreSQL, while another process holds 80 of PostgreSQL's 100
+connections: exactly one active run, no 5xx.
+
+The server is two gunicorn processes of 50 threads each, so every request has a thread; their
+connections come from a pool of 5 per process, so the 100 requests share 10 connections and
+fit beside the 80 held ones (and this test's own)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from runs.models import ACTIVE_RUN_STATUSES, MatchRun
-from tests.support.servers import gunicorn_server
+from tests.support.servers import connections_held, gunicorn_server, web_connections_peak
 
 SPELLINGS = [
     "https://acme.example",
@@ -28,9 +33,14 @@ SPELLINGS = [
 ]
 
 
+HELD_CONNECTIONS = 80
+POOL_PER_PROCESS = 5
+
+
 @pytest.fixture
 def server():
-    with gunicorn_server(env={"RUNS_SUBMIT_RATE": "100000/min"}, workers=2, threads=50) as url:
+    env = {"RUNS_SUBMIT_RATE": "100000/min", "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": str(POOL_PER_PROCESS)}
+    with connections_held(HELD_CONNECTIONS), gunicorn_server(env=env, workers=2, threads=50) as url:
         yield url
 
 
@@ -54,7 +64,7 @@ def test_a_hundred_concurrent_spellings_of_one_url_give_exactly_one_active_run(s
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
 
-    with ThreadPoolExecutor(max_workers=100) as pool:
+    with web_connections_peak() as peak, ThreadPoolExecutor(max_workers=100) as pool:
         results = list(pool.map(submit, range(100)))
 
     statuses = [status for status, _ in results]
@@ -66,3 +76,4 @@ def test_a_hundred_concurrent_spellings_of_one_url_give_exactly_one_active_run(s
     assert {body["canonical_url"] for _, body in results} == {"https://acme.example"}
     assert MatchRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).count() == 1
     assert MatchRun.objects.count() == 1
+    assert 0 < peak[0] <= 2 * POOL_PER_PROCESS, f"the web processes held {peak[0]} connections"

@@ -2,11 +2,12 @@
 mid-job"): another worker finishes the run within lease TTL + sweep period, its result is
 stored once, and a late ack carrying the dead worker's fencing token is refused.
 
-Everything is real except DNS: PostgreSQL, Redis (db 12, flushed), two worker processes,
-a beat process, and an HTTP server on 127.0.0.1 serving the startup's page. The workers
-run the ``celery`` command through a tiny launcher that answers one made-up host name
-with 127.0.0.1, the same fake test_fetch.py installs in-process; the SSRF checks still
-run and still need ``RUNS_FETCH_ALLOWED_NETWORKS`` to let 127.0.0.0/8 through.
+Everything is real except DNS: PostgreSQL, Redis (the test configuration's database,
+``CELERY_BROKER_URL``, flushed), two worker processes, a beat process, and an HTTP server on
+127.0.0.1 serving the startup's page. The workers run the ``celery`` command through a tiny
+launcher that answers one made-up host name with 127.0.0.1, the same fake test_fetch.py
+installs in-process; the SSRF checks still run and still need ``RUNS_FETCH_ALLOWED_NETWORKS``
+to let 127.0.0.0/8 through.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from runs.models import MatchRun, MatchRunStatus, StartupInvestorMatch
 from runs.queue import runs_queue
 from runs.services import match_run_submit
 from tests.factories import InvestorFactory
+from tests.support.servers import child_redis_url
 
 # The production defaults: the acceptance point is stated with them.
 LEASE_TTL_SECONDS = 30.0
 SWEEP_SECONDS = 10.0
 # Worker B's fetch, scoring and ack, plus the polling granularity of this test.
 SLACK_SECONDS = 5.0
-BROKER_URL = "redis://127.0.0.1:6379/12"
 STARTUP_HOST = "ledgerly-crash.example"  # never resolved for real: the launcher answers it
 INVESTORS = 12
 PAGE = (
@@ -148,10 +149,12 @@ def _producer_pools_reset(app: Any) -> None:
 
 @pytest.fixture
 def broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Redis db 12, empty, and this process's Celery app sending to it."""
+    """The test configuration's Redis database, empty, and this process's Celery app sending to
+    it. (The cache shares it under ``make test``; every test clears the cache anyway.)"""
     import redis
 
-    client = redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2, socket_timeout=5)
+    broker_url = child_redis_url()
+    client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=5)
     client.ping()  # make test starts Redis; a missing one is a failure, not a skip
     client.flushdb()
 
@@ -159,11 +162,11 @@ def broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
     settings.OPS_WAKE_WORKERS = True
-    settings.CELERY_BROKER_URL = BROKER_URL
+    settings.CELERY_BROKER_URL = broker_url
     # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
-    monkeypatch.setenv("CELERY_BROKER_URL", BROKER_URL)
+    monkeypatch.setenv("CELERY_BROKER_URL", broker_url)
     monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
-    app.conf.broker_url = BROKER_URL
+    app.conf.broker_url = broker_url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
     _producer_pools_reset(app)
     try:
@@ -246,14 +249,14 @@ def _database_url() -> str:
     return f"postgres://{auth + '@' if auth else ''}{host}{port}/{quote(str(db['NAME']), safe='')}"
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(*, broker_url: str) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL", "CELERY_TASK_ALWAYS_EAGER"):
         env.pop(name, None)
     env.update(
         DJANGO_SETTINGS_MODULE="matchplatform.settings",
         DATABASE_URL=_database_url(),
-        CELERY_BROKER_URL=BROKER_URL,
+        CELERY_BROKER_URL=broker_url,
         OPS_WAKE_WORKERS="true",
         RUNS_FETCH_ALLOWED_NETWORKS="127.0.0.0/8",
         RUNS_LEASE_TTL_SECONDS=f"{LEASE_TTL_SECONDS:g}",
@@ -307,7 +310,7 @@ def test_a_run_held_by_a_sigkilled_worker_is_finished_once_by_another_and_the_la
 ) -> None:
     assert connection.vendor == "postgresql", "worker processes share the test database, which needs PostgreSQL"
     InvestorFactory.create_batch(INVESTORS)
-    env = _worker_env()
+    env = _worker_env(broker_url=django_settings.CELERY_BROKER_URL)
     procs: list[_Proc] = []
     try:
         # The submit's on_commit wake is the only thing that sends worker A to the run.
