@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from axes.models import AccessAttempt
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.test import Client
