@@ -14,12 +14,14 @@ def finalize() -> int:
 
 @shared_task(name="proposals.tick", time_limit=120, soft_time_limit=100)
 def tick() -> dict[str, int]:
-    """The loop's upkeep: open proposals from the queue, then refill it, so a tick never
-    leaves the queue below its low mark (opening first takes from a full queue)."""
+    """The loop's upkeep: refill the queue, open proposals from it, and refill it again, so a
+    tick leaves both at their marks (on a fresh platform the first refill gives the opening
+    something to take; the second tops up what the opening took)."""
     from proposals.services import proposal_queue_refill, proposals_open
 
+    queued = proposal_queue_refill()
     opened = proposals_open()
-    return {"queued": proposal_queue_refill(), "opened": opened}
+    return {"queued": queued + proposal_queue_refill(), "opened": opened}
 
 
 @shared_task(name="proposals.expire_matches", time_limit=120, soft_time_limit=100)
