@@ -286,10 +286,10 @@ def test_the_schema_declares_every_status_each_runs_operation_answers():
     declared = {key: set(op["responses"]) for key, op in _schema_operations().items()}
     assert declared == {
         ("/api/match/run", "post"): {"200", "202", "400", "401", "403", "409", "413", "415", "429", "503"},
-        ("/api/match/run/{run_id}", "get"): {"200", "401", "404", "503"},
-        ("/api/match/run/{run_id}/matches", "get"): {"200", "401", "404", "409", "503"},
-        ("/api/match/run/{run_id}/debug", "get"): {"200", "401", "403", "404", "503"},
-        ("/api/match/health/hourly", "get"): {"200", "401", "403", "503"},
+        ("/api/match/run/{run_id}", "get"): {"200", "401", "404", "429", "503"},
+        ("/api/match/run/{run_id}/matches", "get"): {"200", "401", "404", "409", "429", "503"},
+        ("/api/match/run/{run_id}/debug", "get"): {"200", "401", "403", "404", "429", "503"},
+        ("/api/match/health/hourly", "get"): {"200", "401", "403", "429", "503"},
     }
     for op in _schema_operations().values():
         for status, response in op["responses"].items():
