@@ -11,6 +11,7 @@ import logging
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -272,9 +273,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
 
-    elif isinstance(exc, OperationalError) and isinstance(exc.__cause__, (PoolTimeout, TooManyRequests)):
-        # Expected under load, not a bug: no traceback. PoolExhaustedMiddleware adds Retry-After.
-        return exception_handler(ServiceUnavailable("No database connection was free in time; try again."), context)
+    elif isinstance(exc, OperationalError):
+        # The database is out of reach or out of connections: the request may succeed later, so
+        # a 503 with Retry-After, not a 500. A dry pool is expected under load (no traceback);
+        # anything else is worth a line in the log.
+        if isinstance(exc.__cause__, (PoolTimeout, TooManyRequests)):
+            unavailable = ServiceUnavailable("No database connection was free in time; try again.")
+        else:
+            logger.warning("database unavailable: %s", exc)
+            unavailable = ServiceUnavailable("The database cannot be reached just now; try again.")
+        unavailable.retry_after = settings.DB_POOL_RETRY_AFTER_SECONDS
+        return exception_handler(unavailable, context)
 
     response = drf_default_handler(exc, context)
     if response is None:

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it answers 503 for a request whose database pool ran dry, whichever layer failed.
     "matchplatform.db_pool.PoolExhaustedMiddleware",
+    "matchplatform.middleware.NulCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -207,14 +208,16 @@ AUTHENTICATION_BACKENDS = [
 # wrong API tokens), counted by django-axes in the database, so lockouts are listed in the admin.
 # A client is locked out after AUTH_FAILURE_LIMIT failures within AUTH_LOCKOUT_MINUTES, for one
 # account from one address or for every account from one address; never for an account from
-# everywhere, which would let anyone lock any member out. A failure while locked out restarts
-# the cool-off.
+# everywhere, which would let anyone lock any member out.
 AXES_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AUTH_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 # A successful sign-in does not clear the client's failures: an attacker with an account of
 # their own could otherwise reset the count between guesses.
 AXES_RESET_ON_SUCCESS = False
+# A failure during a lockout does not restart it: a program still polling with a revoked token
+# would otherwise keep its address locked out for as long as it runs.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client address as the API's throttles see it (NUM_PROXIES decides how much of
 # X-Forwarded-For is believed): one identity for throttles and lockouts.
 AXES_CLIENT_IP_CALLABLE = "matchplatform.authentication.client_ip"

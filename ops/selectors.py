@@ -55,7 +55,24 @@ def invariant_results_latest() -> list[InvariantOutcome]:
     ]
 
 
+def _pool_busy() -> bool:
+    """Every connection of this web process's pool is serving a request and it may open no
+    more: the database is answering them, so it is reachable, and a ping would only queue
+    behind them for up to DB_POOL_TIMEOUT (longer than a load balancer's probe waits)."""
+    if connection.connection is not None:
+        return False  # this thread holds a connection already: ping on it
+    pool = getattr(connection, "pool", None)  # Django's psycopg pool (None when not pooled)
+    if pool is None:
+        return False
+    stats = pool.get_stats()
+    return stats.get("pool_available", 0) == 0 and stats.get("pool_size", 0) >= pool.max_size
+
+
 def database_ping() -> dict[str, Any]:
+    if _pool_busy():
+        # A node at full load is busy, not down: readiness must not take every node of a
+        # loaded cluster out of its load balancer at once.
+        return {"ok": True, "vendor": connection.vendor, "busy": True}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

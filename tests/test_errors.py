@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import OperationalError
 from rest_framework import serializers
 
 from matchplatform.exceptions import ErrorCode, exception_handler
@@ -37,3 +38,10 @@ def test_nested_and_list_errors_are_flattened_to_dotted_paths_of_plain_messages(
 def test_a_top_level_field_error_keeps_its_name():
     error = error_for({"items": [], "tags": []})
     assert error["fields"] == {"title": ["This field is required."]}
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after_not_a_500(settings):
+    response = exception_handler(OperationalError("connection refused"), {})
+    assert response is not None
+    assert (response.status_code, response.data["error"]["code"]) == (503, ErrorCode.UNAVAILABLE)
+    assert response["Retry-After"] == str(settings.DB_POOL_RETRY_AFTER_SECONDS)

@@ -129,3 +129,15 @@ def test_no_hostile_body_makes_any_write_endpoint_answer_a_server_error(world):
                     failures.append(f"{where}: {response.status_code} not in the error shape {response.content[:99]!r}")
     assert sent > 1_000
     assert failures == [], "\n".join(failures[:40]) + f"\n({len(failures)} in all)"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/match/run/%00", "/api/match/run/a%00b/matches", "/api/matches/?status=%00", "/api/health?x=a%00"],
+)
+def test_a_nul_in_the_url_is_refused_with_a_400_even_with_a_wrong_token(url):
+    # A wrong token is recorded by django-axes with the request's path and query: a NUL there
+    # made PostgreSQL refuse the insert, and the caller got a 500.
+    response = APIClient(raise_request_exception=False).get(url, HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert response.status_code == 400
+    assert in_error_shape(response.content)
