@@ -250,9 +250,7 @@ def _addresses_resolve(*, parts: UrlParts, allowed: tuple[IPNetwork, ...]) -> li
             detail = f"could not resolve the host {parts.host} of {parts}: {reason}"
             if isinstance(exc, socket.gaierror) and exc.errno not in _NAME_UNKNOWN:
                 # The resolver failed, not the name: a platform error, worth a retry.
-                raise FetchError(
-                    detail, public=f"The host {parts.host} could not be looked up just now."
-                ) from exc
+                raise FetchError(detail, public=f"The host {parts.host} could not be looked up just now.") from exc
             raise FetchError(
                 detail, retryable=False, code=ErrorCode.HOST_UNRESOLVABLE, public=_unresolvable(parts.host)
             ) from exc
