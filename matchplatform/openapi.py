@@ -35,7 +35,7 @@ class ErrorSerializer(serializers.Serializer):
 # What each status means when a view does not say more.
 _DEFAULT_DESCRIPTIONS = {
     400: "The input is not valid (the error names the field).",
-    401: "Not signed in (no session, no valid token).",
+    401: "Not signed in: no session and no token, or a token that is not valid.",
     403: "Signed in, but not allowed to do this.",
     404: "No such object, or not yours.",
     405: "Method not allowed.",

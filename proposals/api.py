@@ -75,14 +75,9 @@ from proposals.services import (
 MESSAGES_PAGE = 100
 _ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": ID_MAX}
 
-# What the statuses every signed-in operation can answer mean here.
-_READ = {
-    "d401": "Not signed in: no session and no token, or a token that is not valid.",
-    "d429": "This client is locked out after too many failed sign-ins (wrong tokens); see Retry-After.",
-}
+# 401, 429 and 503, which every signed-in operation can answer, come from matchplatform.openapi.AutoSchema.
 _CSRF = "a session's write without its CSRF token (X-CSRFToken)"
-_WRITE = {**_READ, "d403": f"Refused: {_CSRF}."}
-_READ_ERRORS = error_responses(401, 429, 503, **_READ)
+_WRITE = {"d403": f"Refused: {_CSRF}."}
 
 
 def _path_id(name: str) -> OpenApiParameter:
@@ -150,7 +145,7 @@ def proposal_data(proposal: Proposal, *, viewer: User) -> dict[str, Any]:
 class MyProfileApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="My profile", responses={200: ProfileOutputSerializer, **_READ_ERRORS})
+    @extend_schema(summary="My profile", responses={200: ProfileOutputSerializer})
     def get(self, request: Request) -> Response:
         profile = profile_update(user=_user(request))
         return Response(self._out(profile))
@@ -159,7 +154,7 @@ class MyProfileApi(APIView):
         summary="Update my profile",
         description="Only the fields given change. Text is trimmed; a display name must not be empty.",
         request=ProfileInputSerializer,
-        responses={200: ProfileOutputSerializer, **error_responses(400, 401, 403, 413, 415, 429, 503, **_WRITE)},
+        responses={200: ProfileOutputSerializer, **error_responses(400, 403, 413, 415, **_WRITE)},
     )
     def patch(self, request: Request) -> Response:
         body = ProfileInputSerializer(data=request.data)
@@ -182,7 +177,7 @@ class MyProfileApi(APIView):
 class NextProposalApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="My next proposal to vote on", responses={200: NextProposalOutputSerializer, **_READ_ERRORS})
+    @extend_schema(summary="My next proposal to vote on", responses={200: NextProposalOutputSerializer})
     def get(self, request: Request) -> Response:
         user = _user(request)
         proposal = proposal_next_for_voter(user=user) or proposal_open_for_voter(user=user)
@@ -198,7 +193,7 @@ class ProposalDetailApi(APIView):
     @extend_schema(
         summary="A proposal (its voters and staff only)",
         parameters=[_path_id("proposal_id")],
-        responses={200: ProposalOutputSerializer, **error_responses(401, 404, 429, 503, **_READ)},
+        responses={200: ProposalOutputSerializer, **error_responses(404)},
     )
     def get(self, request: Request, proposal_id: str) -> Response:
         user = _user(request)
@@ -218,15 +213,12 @@ class VoteApi(APIView):
             200: VoteOutputSerializer,
             **error_responses(
                 400,
-                401,
                 403,
                 404,
                 409,
                 413,
                 415,
-                429,
-                503,
-                **{**_WRITE, "d403": f"Not a voter on this proposal; or {_CSRF}."},
+                d403=f"Not a voter on this proposal; or {_CSRF}.",
                 d409="Already voted otherwise, or voting has closed.",
             ),
         },
@@ -289,7 +281,7 @@ class MatchFeedApi(APIView):
         ],
         responses={
             200: FeedPageSerializer,
-            **error_responses(400, 401, 404, 429, 503, **_READ, d404="There is no event with this id."),
+            **error_responses(400, 404, d404="There is no event with this id."),
         },
     )
     def get(self, request: Request) -> Response:
@@ -315,7 +307,7 @@ class MatchDetailApi(APIView):
         operation_id="match_detail",
         summary="One of my matches",
         parameters=[_path_id("match_id")],
-        responses={200: FeedItemSerializer, **error_responses(401, 404, 429, 503, **_READ)},
+        responses={200: FeedItemSerializer, **error_responses(404)},
     )
     def get(self, request: Request, match_id: str) -> Response:
         user = _user(request)
@@ -336,12 +328,9 @@ class MatchAnswerApi(APIView):
         responses={
             200: FeedItemSerializer,
             **error_responses(
-                401,
                 403,
                 404,
                 409,
-                429,
-                503,
                 **_WRITE,
                 d409="Already answered otherwise, or the match is decided or expired.",
             ),
@@ -363,12 +352,9 @@ class MatchFollowAllApi(APIView):
         responses={
             200: FollowAllOutputSerializer,
             **error_responses(
-                401,
                 403,
                 404,
-                429,
-                503,
-                **{**_WRITE, "d403": f"The match is not accepted; or {_CSRF}."},
+                d403=f"The match is not accepted; or {_CSRF}.",
             ),
         },
     )
@@ -394,11 +380,7 @@ class MutualConnectionsApi(APIView):
             200: MutualConnectionsOutputSerializer,
             **error_responses(
                 400,
-                401,
                 404,
-                429,
-                503,
-                **_READ,
                 d400="member is missing, not a member id, or your own; or an unknown parameter.",
                 d404="No such member, or one you have no match with who is not public.",
             ),
@@ -421,9 +403,7 @@ class ConversationMessagesApi(APIView):
         ],
         responses={
             200: ConversationOutputSerializer,
-            **error_responses(
-                400, 401, 404, 429, 503, **_READ, d400="after is not a message id, or an unknown parameter."
-            ),
+            **error_responses(400, 404, d400="after is not a message id, or an unknown parameter."),
         },
     )
     def get(self, request: Request, conversation_id: str) -> Response:
@@ -449,9 +429,7 @@ class ConversationMessagesApi(APIView):
         request=MessageInputSerializer,
         responses={
             201: MessageOutputSerializer,
-            **error_responses(
-                400, 401, 403, 404, 409, 413, 415, 429, 503, **_WRITE, d409="The conversation is closed."
-            ),
+            **error_responses(400, 403, 404, 409, 413, 415, **_WRITE, d409="The conversation is closed."),
         },
     )
     def post(self, request: Request, conversation_id: str) -> Response:
@@ -470,7 +448,7 @@ class SystemStatusApi(APIView):
     @extend_schema(
         summary="The proposals loop's status",
         auth=[],
-        responses={200: SystemStatusSerializer, **error_responses(503)},
+        responses={200: SystemStatusSerializer, **error_responses()},
     )
     def get(self, request: Request) -> Response:
         latest = metrics_latest()

@@ -111,7 +111,7 @@ class AuthNonceApi(APIView):
     @extend_schema(
         summary="Issue a Sign-In with Ethereum nonce",
         request=None,
-        responses={201: NonceOutputSerializer, **error_responses(401, 429)},
+        responses={201: NonceOutputSerializer, **error_responses()},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -133,7 +133,7 @@ class AuthSiweApi(APIView):
         request=SiweInputSerializer,
         responses={
             200: MemberOutputSerializer,
-            **error_responses(400, 401, 403, 409, 415, 429, d409="The wallet belongs to another member."),
+            **error_responses(400, 403, 409, 415, d409="The wallet belongs to another member."),
         },
         examples=[
             OpenApiExample(
@@ -201,7 +201,7 @@ class AuthLogoutApi(APIView):
         summary="End the session",
         description="An API token stays valid: DELETE /api/auth/token revokes it.",
         request=None,
-        responses={204: None, **error_responses(401, 403)},
+        responses={204: None, **error_responses(403)},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -241,7 +241,7 @@ class AuthTokenApi(APIView):
     @extend_schema(
         summary="Revoke the signed-in member's API token",
         request=None,
-        responses={204: OpenApiResponse(description="Revoked (or there was none)."), **error_responses(401, 403)},
+        responses={204: OpenApiResponse(description="Revoked (or there was none)."), **error_responses(403)},
         tags=["auth"],
     )
     def delete(self, request: Request) -> Response:
@@ -254,7 +254,7 @@ class AuthMeApi(APIView):
 
     @extend_schema(
         summary="The signed-in member",
-        responses={200: MemberOutputSerializer, **error_responses(401, 403)},
+        responses={200: MemberOutputSerializer, **error_responses(403)},
         tags=["auth"],
     )
     def get(self, request: Request) -> Response:

@@ -84,15 +84,10 @@ class MatchMetricsApi(APIView):
             200: MatchMetricsSerializer,
             **error_responses(
                 400,
-                401,
                 403,
-                429,
-                503,
                 d400=f"days is not a whole number from 1 to {DAYS_MAX} (or is empty, or given twice), "
                 "or an unknown parameter.",
-                d401="Not signed in: no session and no token, or a token that is not valid.",
                 d403="Signed in, but not staff.",
-                d429="This client is locked out after too many failed sign-ins (wrong tokens); see Retry-After.",
             ),
         },
         examples=[

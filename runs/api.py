@@ -230,8 +230,6 @@ class MatchRunSubmitApi(APIView):
                 409,
                 413,
                 415,
-                429,
-                503,
                 d400="The body is not a JSON object with a string url, or the URL is refused: not http(s), no "
                 "host, a user name or password, over 2,048 characters, or a loopback, private, link-local, "
                 "multicast or reserved address (or localhost). The code names the rule.",
@@ -266,7 +264,7 @@ class MatchRunDetailApi(APIView):
         parameters=[RUN_ID],
         responses={
             200: RunOutputSerializer,
-            **error_responses(401, 404, 503, d401="Credentials were sent and are not valid."),
+            **error_responses(401, 404, d401="Credentials were sent and are not valid."),
         },
     )
     def get(self, request: Request, run_id: str) -> Response:
@@ -285,7 +283,6 @@ class MatchRunMatchesApi(APIView):
                 401,
                 404,
                 409,
-                503,
                 d401="Credentials were sent and are not valid.",
                 d409="The run is not ready yet (run_not_ready) or failed (run_failed, with what is wrong).",
             ),
@@ -308,7 +305,7 @@ class MatchRunDebugApi(APIView):
     @extend_schema(
         summary="A run's timeline, with the operators' error detail (staff only)",
         parameters=[RUN_ID],
-        responses={200: DebugOutputSerializer, **error_responses(401, 403, 404, 503)},
+        responses={200: DebugOutputSerializer, **error_responses(403, 404)},
     )
     def get(self, request: Request, run_id: str) -> Response:
         run = match_run_get(run_id=run_id)
@@ -349,7 +346,7 @@ class MatchHealthHourlyApi(APIView):
         summary="Per-hour run figures for the last 24 hours (staff only)",
         description="Refused inputs (a host that does not resolve or points inside, a page that is gone, not "
         "HTML or too large) are counted apart and left out of errors and error_rate.",
-        responses={200: HourlyOutputSerializer, **error_responses(401, 403, 503)},
+        responses={200: HourlyOutputSerializer, **error_responses(403)},
     )
     def get(self, request: Request) -> Response:
         return Response(HourlyOutputSerializer({"hours": match_runs_hourly(hours=24)}).data)
