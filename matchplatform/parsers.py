@@ -65,17 +65,23 @@ class StrictJSONParser(JSONParser):
     media_type = "application/json"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        # Imported here: matchplatform.exceptions reads DRF's settings, which import this module.
+        from matchplatform.exceptions import ErrorCode
+
         body = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
         if len(body) > MAX_BODY_BYTES:
             raise BodyTooLarge(f"The request body must be at most {MAX_BODY_BYTES // 1024} KB.")
         if json_depth_exceeds(body=body, limit=MAX_DEPTH):
-            raise ParseError("JSON parse error - the body is nested too deeply.")
+            raise ParseError("JSON parse error - the body is nested too deeply.", code=ErrorCode.MALFORMED)
         try:
             data = super().parse(io.BytesIO(body), media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - the body is nested too deeply.") from None
+            raise ParseError("JSON parse error - the body is nested too deeply.", code=ErrorCode.MALFORMED) from None
         if surrogates_find(data):
-            raise ParseError("JSON parse error - a string holds a lone surrogate (\\ud800-\\udfff), which is not text.")
+            raise ParseError(
+                "JSON parse error - a string holds a lone surrogate (\\ud800-\\udfff), which is not text.",
+                code=ErrorCode.MALFORMED,
+            )
         return data
 
 

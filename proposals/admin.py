@@ -19,7 +19,7 @@ from proposals.models import (
     Vote,
     WalletNonce,
 )
-from proposals.services import proposal_finalize_now
+from proposals.voting.services import proposal_finalize_now
 
 
 class ReadOnly(admin.ModelAdmin):

@@ -41,36 +41,34 @@ from proposals.api_serializers import (
     VoteInputSerializer,
     VoteOutputSerializer,
 )
-from proposals.feed import (
+from proposals.identity.selectors import profile_for
+from proposals.identity.services import profile_update
+from proposals.ids import ID_MAX, id_parse
+from proposals.invariants import active_voting, proposals_healthy, queue_depth, stuck_proposals
+from proposals.matches.cards import item_data
+from proposals.matches.params import feed_query_parse
+from proposals.matches.selectors import (
+    FeedPage,
+    conversation_for,
+    event_exists,
+    feed_item_for,
+    feed_page,
+    messages_for,
+    mutual_connections,
+)
+from proposals.matches.services import follow_all, match_decide, message_post
+from proposals.matches.terms import (
     CURSOR_MAX_CHARS,
-    ID_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
     SORTS,
     SOURCES,
     STATUS_PATTERN,
     STATUSES,
-    FeedPage,
-    event_exists,
-    feed_item_for,
-    feed_page,
-    feed_query_parse,
-    follow_all,
-    id_parse,
-    item_data,
-    mutual_connections,
 )
-from proposals.invariants import active_voting, proposals_healthy, queue_depth, stuck_proposals
 from proposals.models import Profile, Proposal
-from proposals.selectors import messages_for, metrics_latest, proposal_for_viewer, proposal_next_for_voter
-from proposals.services import (
-    conversation_for,
-    match_decide,
-    message_post,
-    profile_update,
-    proposal_open_for_voter,
-    vote_cast,
-)
+from proposals.voting.selectors import metrics_latest, proposal_for_viewer, proposal_next_for_voter
+from proposals.voting.services import proposal_open_for_voter, vote_cast
 
 MESSAGES_PAGE = 100
 _ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": ID_MAX}
@@ -147,8 +145,7 @@ class MyProfileApi(APIView):
 
     @extend_schema(summary="My profile", responses={200: ProfileOutputSerializer})
     def get(self, request: Request) -> Response:
-        profile = profile_update(user=_user(request))
-        return Response(self._out(profile))
+        return Response(self._out(profile_for(user=_user(request))))
 
     @extend_schema(
         summary="Update my profile",
@@ -159,8 +156,8 @@ class MyProfileApi(APIView):
     def patch(self, request: Request) -> Response:
         body = ProfileInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        profile = profile_update(user=_user(request), **body.validated_data)
-        return Response(self._out(profile))
+        profile_update(user=_user(request), **body.validated_data)
+        return Response(self._out(profile_for(user=_user(request))))
 
     @staticmethod
     def _out(profile: Profile) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -21,31 +20,18 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from matchplatform.authentication import authentication_failure_record, client_locked_out
 from matchplatform.exceptions import ErrorCode, Forbidden, LockedOut
 from matchplatform.openapi import error_responses
-from proposals.siwe import MESSAGE_MAX_CHARS, member_summary, wallet_nonce_issue, wallet_sign_in
-from proposals.tokens import api_token_issue, api_token_revoke
+from matchplatform.throttling import SettingRateThrottle
+from proposals.identity.siwe import MESSAGE_MAX_CHARS, member_summary, wallet_nonce_issue, wallet_sign_in
+from proposals.identity.tokens import api_token_issue, api_token_revoke
 
 # The backend that keeps the session valid on later requests; named so that login() works
 # for a wallet member (who never went through authenticate()) even with several backends.
 _SESSION_BACKEND = "matchplatform.auth.ModelBackend"
-
-
-class AuthThrottle(SimpleRateThrottle):
-    """Per-client limit on the sign-in endpoints; the rate is read from settings at call time."""
-
-    scope = "auth"
-
-    def get_rate(self) -> str | None:
-        return settings.AUTH_RATE or None
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class NonceOutputSerializer(serializers.Serializer):
@@ -106,7 +92,8 @@ _SIGN_IN_ERRORS = error_responses(
 
 class AuthNonceApi(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [SettingRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(
         summary="Issue a Sign-In with Ethereum nonce",
@@ -121,7 +108,8 @@ class AuthNonceApi(APIView):
 
 class AuthSiweApi(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [SettingRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(
         summary="Sign in with Ethereum (EIP-4361)",
@@ -178,7 +166,8 @@ class AuthSiweApi(APIView):
 
 class AuthLoginApi(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [SettingRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(
         summary="Sign in with a username and password (starts a session)",
@@ -218,7 +207,8 @@ class _TokenPermission(BasePermission):
 
 class AuthTokenApi(APIView):
     permission_classes = [_TokenPermission]
-    throttle_classes = [AuthThrottle]
+    throttle_classes = [SettingRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(
         summary="Get an API token for a username and password",

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from matchplatform.exceptions import ErrorCode, InvalidInput
 from matchplatform.openapi import error_responses
-from proposals.match_metrics import DAYS_DEFAULT, DAYS_MAX, MUTUAL_SAMPLE_SIZE, days_parse, match_metrics
+from proposals.matches.metrics import DAYS_DEFAULT, DAYS_MAX, MUTUAL_SAMPLE_SIZE, days_parse, match_metrics
 
 PARAMETERS = ("days",)
 

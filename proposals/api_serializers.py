@@ -20,7 +20,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from proposals.feed import SORTS
+from proposals.matches.terms import SORTS
 from proposals.models import Match, MatchSource, MatchStatus, Profile, ProposalStatus, Vote
 from proposals.vocab import INTERESTS
 

@@ -7,7 +7,7 @@ from celery import shared_task
 def finalize() -> int:
     """On its own short period, so a proposal closes well within 10 s of its deadline
     whatever the refill in the tick is doing."""
-    from proposals.services import proposals_finalize_due
+    from proposals.voting.services import proposals_finalize_due
 
     return proposals_finalize_due()
 
@@ -17,7 +17,7 @@ def tick() -> dict[str, int]:
     """The loop's upkeep: refill the queue, open proposals from it, and refill it again, so a
     tick leaves both at their marks (on a fresh platform the first refill gives the opening
     something to take; the second tops up what the opening took)."""
-    from proposals.services import proposal_queue_refill, proposals_open
+    from proposals.voting.services import proposal_queue_refill, proposals_open
 
     queued = proposal_queue_refill()
     opened = proposals_open()
@@ -28,20 +28,20 @@ def tick() -> dict[str, int]:
 def expire_matches() -> int:
     """Pending matches past their deadline become expired (on their own beat entry, so a
     slow refill never holds expiry back)."""
-    from proposals.services import matches_expire
+    from proposals.matches.services import matches_expire
 
     return matches_expire()
 
 
 @shared_task(name="proposals.prune", time_limit=300, soft_time_limit=280)
 def prune() -> int:
-    from proposals.services import wallet_nonces_prune
+    from proposals.identity.services import wallet_nonces_prune
 
     return wallet_nonces_prune()
 
 
 @shared_task(name="proposals.metrics", time_limit=60, soft_time_limit=50)
 def metrics() -> int:
-    from proposals.services import metrics_record
+    from proposals.voting.services import metrics_record
 
     return metrics_record().pk

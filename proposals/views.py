@@ -22,8 +22,8 @@ from django.views.decorators.http import require_http_methods
 
 from matchplatform.authentication import lockout_message, lockout_seconds
 from matchplatform.exceptions import NotFound
+from proposals.matches.selectors import conversation_for
 from proposals.models import Event, FeedItem
-from proposals.services import conversation_for
 
 SIGNIN_URL = reverse_lazy("members:signin")
 

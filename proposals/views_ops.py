@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from matchplatform.exceptions import InvalidInput
-from proposals.match_metrics import DAYS_DEFAULT, DAYS_MAX, days_parse, match_metrics
+from proposals.matches.metrics import DAYS_DEFAULT, DAYS_MAX, days_parse, match_metrics
 
 DAY_CHOICES = (7, 30, 90)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
@@ -15,11 +14,11 @@ from rest_framework.fields import empty
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from matchplatform.exceptions import Conflict, ErrorCode
 from matchplatform.openapi import error_responses
+from matchplatform.throttling import SettingRateThrottle
 from runs.canonical import URL_MAX_LENGTH
 from runs.models import MatchRun, MatchRunStatus
 from runs.selectors import (
@@ -31,20 +30,6 @@ from runs.selectors import (
     match_runs_hourly,
 )
 from runs.services import match_run_submit
-
-
-class SubmitThrottle(SimpleRateThrottle):
-    """Per-client limit on submissions; the rate is read from settings at call time."""
-
-    scope = "match_submit"
-
-    def get_rate(self) -> str | None:
-        return settings.RUNS_SUBMIT_RATE or None
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
-
 
 # Everything the server can accept matches this; what it still refuses (a private host,
 # a name that percent-encodes past the limit) is a 400 that names the rule.
@@ -215,7 +200,8 @@ RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, de
 
 class MatchRunSubmitApi(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [SubmitThrottle]
+    throttle_classes = [SettingRateThrottle]
+    throttle_scope = "match_submit"
 
     @extend_schema(
         summary="Submit a startup URL for matching",

@@ -80,8 +80,9 @@ def test_editing_an_investor_in_the_admin_keeps_its_masks_and_the_corpus_version
 
 
 def test_operators_finalize_a_voting_proposal_from_the_admin(operator, settings):
+    from proposals.identity.services import member_create
     from proposals.models import Match, Proposal, ProposalStatus
-    from proposals.services import member_create, proposal_queue_refill, proposals_open, vote_cast
+    from proposals.voting.services import proposal_queue_refill, proposals_open, vote_cast
 
     settings.PROPOSALS_VOTERS_PER_PROPOSAL = 3
     for i in range(8):

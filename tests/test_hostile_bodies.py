@@ -19,9 +19,11 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from proposals.identity.services import member_create
+from proposals.matches.services import event_match_create
 from proposals.models import Conversation, Event, ProposalVoter
-from proposals.services import event_match_create, member_create, proposal_queue_refill, proposals_open
 from proposals.vocab import INTERESTS
+from proposals.voting.services import proposal_queue_refill, proposals_open
 from tests.factories import MatchRunFactory
 from tests.support.hostile import HOSTILE_BODIES, field_bodies
 

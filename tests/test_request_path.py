@@ -23,7 +23,7 @@ from rest_framework.renderers import JSONRenderer as DrfJSONRenderer
 from matchplatform.auth import ModelBackend
 from matchplatform.renderers import JSONRenderer
 from ops.db import prepared_cursor
-from proposals.services import member_create
+from proposals.identity.services import member_create
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a long enough password"

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
 from proposals.models import Conversation, FeedItem
-from proposals.services import proposal_open_for_voter
+from proposals.voting.services import proposal_open_for_voter
 from tests.factories import MatchRunFactory
 from tests.support.servers import child_redis_url, gunicorn_server
 

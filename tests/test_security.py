@@ -25,7 +25,7 @@ from rest_framework.test import APIClient
 
 from matchplatform.authentication import client_ip
 from matchplatform.renderers import JSONRenderer
-from proposals.services import member_create
+from proposals.identity.services import member_create
 
 pytestmark = pytest.mark.django_db
 
@@ -340,7 +340,7 @@ def test_twenty_wrong_tokens_lock_the_client_out():
 def test_twenty_refused_wallet_signatures_lock_the_client_out():
     from eth_account import Account
 
-    from proposals.siwe import wallet_nonce_issue
+    from proposals.identity.siwe import wallet_nonce_issue
     from tests.proposals.test_siwe import sign, siwe_text
 
     client = api("10.0.0.8")
@@ -430,7 +430,7 @@ def test_with_the_https_redirect_on_health_stays_reachable_over_http(settings):
 @pytest.fixture
 def voter(settings):
     from proposals.models import Proposal, ProposalStatus
-    from proposals.services import proposal_queue_refill, proposals_open
+    from proposals.voting.services import proposal_queue_refill, proposals_open
 
     settings.PROPOSALS_VOTERS_PER_PROPOSAL = 3
     for i in range(8):

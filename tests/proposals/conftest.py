@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from proposals.services import member_create
+from proposals.identity.services import member_create
 from proposals.vocab import INTERESTS
 
 # How long the browser tests wait for the page (actions and expect()).

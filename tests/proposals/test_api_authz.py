@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from proposals.models import Conversation, Match, ProposalVoter
-from proposals.services import proposal_queue_refill, proposals_open, vote_cast
+from proposals.voting.services import proposal_queue_refill, proposals_open, vote_cast
 
 pytestmark = pytest.mark.django_db
 

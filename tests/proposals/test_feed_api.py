@@ -14,9 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from proposals.feed import Cursor
+from proposals.identity.services import member_create
+from proposals.matches.cursor import Cursor
+from proposals.matches.services import event_match_create, matches_expire
 from proposals.models import Event, FeedItem, Follow, Match
-from proposals.services import event_match_create, matches_expire, member_create
 
 pytestmark = pytest.mark.django_db
 
@@ -192,7 +193,7 @@ def test_event_source_and_min_compatibility_filters(feed_world):
 
 def test_event_and_proposal_items_say_where_they_came_from(feed_world, members, loop_settings):
     from proposals.models import ProposalVoter
-    from proposals.services import proposal_queue_refill, proposals_open, vote_cast
+    from proposals.voting.services import proposal_queue_refill, proposals_open, vote_cast
 
     proposal_queue_refill()
     proposals_open()
@@ -728,7 +729,8 @@ def test_filters_on_the_newest_range_are_answered_from_the_index_alone(feed_worl
     the newest index with a filter on columns it carries, so the ordered range under the LIMIT
     needs no table row to decide. Without them, a prepared statement's generic plan (sized for
     the average member) read all of a busy member's items by bitmap scan and sorted them."""
-    from proposals.feed import FeedQuery, page_statement
+    from proposals.matches.params import FeedQuery
+    from proposals.matches.sql import page_statement
 
     now = timezone.now()
     as_of = now if sort == "expiring_soon" else None

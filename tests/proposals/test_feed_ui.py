@@ -17,15 +17,10 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
+from proposals.identity.services import member_create
+from proposals.matches.services import event_match_create, match_decide
 from proposals.models import Event, FeedItem, Follow, Match, Profile, Proposal, ProposalStatus
-from proposals.services import (
-    event_match_create,
-    match_decide,
-    member_create,
-    proposal_queue_refill,
-    proposals_open,
-    vote_cast,
-)
+from proposals.voting.services import proposal_queue_refill, proposals_open, vote_cast
 from tests.support.ui import sign_in_form
 
 PASSWORD = "correct horse battery staple"

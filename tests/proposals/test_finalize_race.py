@@ -10,7 +10,7 @@ import pytest
 from django.db.models.functions import Now
 
 from proposals.models import Match, Proposal, ProposalStatus
-from proposals.services import proposal_queue_refill, proposals_open, vote_cast
+from proposals.voting.services import proposal_queue_refill, proposals_open, vote_cast
 from tests.support.barrier import run_together
 from tests.support.servers import child_database_url
 
@@ -20,7 +20,7 @@ FINALIZER = """
 import json, sys
 import django
 django.setup()
-from proposals.services import proposals_finalize_due
+from proposals.voting.services import proposals_finalize_due
 start_line(sys.argv[1], sys.argv[2])
 done = 0
 for _ in range(50):

@@ -11,6 +11,7 @@ from django.db.models.functions import Now
 
 from matchplatform.exceptions import Conflict, Forbidden, NotFound
 from ops.invariants import invariant_evaluate, invariants_all
+from proposals.matches.services import match_decide, matches_expire, message_post
 from proposals.models import (
     OPEN_PAIR_STATUSES,
     Conversation,
@@ -21,10 +22,7 @@ from proposals.models import (
     ProposalVoter,
     pair_hash_of,
 )
-from proposals.services import (
-    match_decide,
-    matches_expire,
-    message_post,
+from proposals.voting.services import (
     proposal_open_for_voter,
     proposal_queue_refill,
     proposals_finalize_due,
@@ -71,7 +69,7 @@ def test_the_database_refuses_a_second_open_proposal_for_a_pair(members):
 
 
 def test_a_rejected_pair_comes_back_only_after_the_cool_down(loop_settings, db):
-    from proposals.services import member_create
+    from proposals.identity.services import member_create
 
     a = member_create(username="a", interests=["ai"])
     b = member_create(username="b", interests=["ai"])
@@ -233,8 +231,8 @@ def test_the_loop_keeps_every_invariant(members, loop_settings):
 
 
 def test_spent_and_long_expired_nonces_are_pruned_and_live_ones_kept():
+    from proposals.identity.services import wallet_nonces_prune
     from proposals.models import WalletNonce
-    from proposals.services import wallet_nonces_prune
 
     live = WalletNonce.objects.create(nonce="live0001", expires_at=Now() + timedelta(minutes=5))
     WalletNonce.objects.create(nonce="spent001", expires_at=Now() + timedelta(minutes=5), used_at=Now())
@@ -247,7 +245,7 @@ def test_spent_and_long_expired_nonces_are_pruned_and_live_ones_kept():
 def test_metrics_never_recorded_are_critical_only_once_the_loop_has_run_ten_minutes(members, loop_settings):
     from proposals.invariants import metrics_age
     from proposals.models import SystemMetric
-    from proposals.services import metrics_record
+    from proposals.voting.services import metrics_record
 
     def state():
         (invariant,) = [i for i in invariants_all() if i.name == "proposals.metrics_age_minutes"]

@@ -10,10 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from proposals import match_metrics as metrics_module
-from proposals.match_metrics import db_now, match_metrics, match_metrics_compute, window_start
+from proposals.matches import metrics as metrics_module
+from proposals.matches.metrics import db_now, match_metrics, match_metrics_compute, window_start
+from proposals.matches.services import event_match_create
 from proposals.models import Event, FeedItem, Match
-from proposals.services import event_match_create
 from proposals.views_ops import duration_text, nice_ticks
 
 pytestmark = pytest.mark.django_db

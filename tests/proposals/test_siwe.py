@@ -18,9 +18,9 @@ from eth_account.messages import encode_defunct
 from rest_framework.test import APIClient
 
 from matchplatform.exceptions import InvalidInput
-from proposals import siwe
+from proposals.identity import siwe
+from proposals.identity.siwe import siwe_message_parse, wallet_nonce_issue, wallet_sign_in
 from proposals.models import Profile, WalletNonce
-from proposals.siwe import siwe_message_parse, wallet_nonce_issue, wallet_sign_in
 
 pytestmark = [pytest.mark.django_db]
 

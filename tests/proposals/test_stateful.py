@@ -40,6 +40,8 @@ from hypothesis.stateful import (
 
 from matchplatform.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from ops.invariants import invariant_evaluate, invariants_all
+from proposals.identity.services import member_create
+from proposals.matches.services import match_decide, matches_expire, message_post
 from proposals.models import (
     OPEN_PAIR_STATUSES,
     Conversation,
@@ -52,18 +54,14 @@ from proposals.models import (
     Vote,
     pair_hash_of,
 )
-from proposals.services import (
-    match_decide,
-    matches_expire,
-    member_create,
-    message_post,
+from proposals.vocab import INTERESTS
+from proposals.voting.services import (
     proposal_open_for_voter,
     proposal_queue_refill,
     proposals_finalize_due,
     proposals_open,
     vote_cast,
 )
-from proposals.vocab import INTERESTS
 
 pytestmark = pytest.mark.django_db
 

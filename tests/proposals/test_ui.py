@@ -16,10 +16,11 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from playwright.sync_api import Page, expect
 
+from proposals.identity.services import member_create
 from proposals.invariants import proposals_healthy
 from proposals.models import Match, Profile, Proposal, ProposalStatus, ProposalVoter, Vote
-from proposals.services import member_create, proposal_queue_refill, proposals_open, vote_cast
 from proposals.vocab import INTERESTS
+from proposals.voting.services import proposal_queue_refill, proposals_open, vote_cast
 from tests.support.ui import sign_in_form
 
 PASSWORD = "correct horse battery staple"

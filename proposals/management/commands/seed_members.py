@@ -13,8 +13,9 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from matchplatform.exceptions import Conflict
+from proposals.identity.services import member_create
+from proposals.matches.services import event_match_create
 from proposals.models import Event, FeedItem, Match, Profile
-from proposals.services import event_match_create, member_create
 from proposals.vocab import INTERESTS
 
 DEMO_USER = "demo"

@@ -1,12 +1,13 @@
+"""Reads of the voting loop. Nothing here writes, and nothing here imports a services module."""
+
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import ErrorCode, NotFound
-from proposals.models import Conversation, Message, Proposal, ProposalStatus, ProposalVoter, SystemMetric
-from proposals.services import public_id_parse
+from proposals.ids import public_id_parse
+from proposals.models import Proposal, ProposalStatus, ProposalVoter, SystemMetric
 
 
 def proposal_next_for_voter(*, user: User) -> Proposal | None:
@@ -31,10 +32,6 @@ def proposal_for_viewer(*, user: User, proposal_id: object) -> Proposal:
     if proposal is None:
         raise NotFound("No such proposal.", code=ErrorCode.PROPOSAL_NOT_FOUND)
     return proposal
-
-
-def messages_for(*, conversation: Conversation, after_id: int = 0, limit: int = 100) -> QuerySet[Message]:
-    return conversation.messages.filter(id__gt=after_id).select_related("sender__profile").order_by("id")[:limit]
 
 
 def metrics_latest() -> SystemMetric | None:

@@ -1,80 +1,37 @@
-"""Writes for the proposals loop. Every function owns its transaction (DESIGN.md)."""
+"""Writes of the voting loop: the generation queue, opening proposals for voting, votes,
+and finalization (an approved proposal becomes a match). Every public function owns its
+transaction; the locking order they share is in ops/LOCKING.md."""
 
 from __future__ import annotations
 
 import logging
-import re
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import Conflict, ErrorCode, Forbidden, InvalidInput, NotFound
-from proposals.compat import pairs_best
+from proposals.ids import public_id_parse
+from proposals.matches.services import match_create
 from proposals.models import (
     OPEN_PAIR_STATUSES,
-    Conversation,
-    Event,
-    FeedItem,
     Match,
-    Message,
     Profile,
     Proposal,
     ProposalStatus,
     ProposalVoter,
     SystemMetric,
     Vote,
-    WalletNonce,
     pair_hash_of,
 )
-from proposals.vocab import INTERESTS, interest_mask
+from proposals.voting.compat import pairs_best
 
 logger = logging.getLogger(__name__)
-
-
-# -- profiles -------------------------------------------------------------------------
-def profile_update(
-    *,
-    user: User,
-    display_name: str | None = None,
-    bio: str | None = None,
-    interests: Iterable[str] | None = None,
-    privacy: str | None = None,
-) -> Profile:
-    profile, _ = Profile.objects.get_or_create(user=user, defaults={"display_name": str(user)[:80]})
-    if display_name is not None:
-        if not display_name.strip():
-            raise InvalidInput(
-                "Display name must not be empty.", code=ErrorCode.REQUIRED, fields={"display_name": ["Required."]}
-            )
-        profile.display_name = display_name.strip()[:80]
-    if bio is not None:
-        profile.bio = bio[:2000]
-    if interests is not None:
-        values = sorted(set(interests), key=lambda v: INTERESTS.index(v) if v in INTERESTS else len(INTERESTS))
-        unknown = [v for v in values if v not in INTERESTS]
-        if unknown:
-            message = f"Unknown interests: {', '.join(unknown[:5])}."
-            raise InvalidInput(message, code=ErrorCode.INVALID_CHOICE, fields={"interests": [message]})
-        profile.interests = values
-        profile.interest_mask = interest_mask(values)
-    if privacy is not None:
-        if privacy not in Profile.Privacy.values:
-            raise InvalidInput(
-                "Unknown privacy setting.", code=ErrorCode.INVALID_CHOICE, fields={"privacy": ["Invalid."]}
-            )
-        profile.privacy = privacy
-    profile.save()
-    return profile
 
 
 # -- the generation queue -------------------------------------------------------------
@@ -283,21 +240,6 @@ def _deadline_passed(proposal: Proposal) -> bool:
     return bool(Proposal.objects.filter(pk=proposal.pk, deadline__lte=Now()).exists())
 
 
-# A public id as the API writes it and the schema declares it (format: uuid): 36 characters,
-# hyphens at their places. uuid.UUID alone would also take braces, "urn:uuid:" and no hyphens.
-_PUBLIC_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-
-def public_id_parse(value: object) -> uuid.UUID:
-    """A public id from a URL or a caller; anything that is not one is "not found", like an
-    id that names nothing (or something of someone else's)."""
-    if isinstance(value, uuid.UUID):
-        return value
-    if not isinstance(value, str) or _PUBLIC_ID.fullmatch(value) is None:
-        raise NotFound("Not found.", code=ErrorCode.NOT_FOUND)
-    return uuid.UUID(value)
-
-
 def _proposal_finalize(*, proposal: Proposal, approved: bool) -> bool:
     """Close a locked voting proposal. Conditional on its status, so it happens once."""
     status = ProposalStatus.APPROVED if approved else ProposalStatus.REJECTED
@@ -312,69 +254,13 @@ def _proposal_finalize(*, proposal: Proposal, approved: bool) -> bool:
         open_assignments=F("open_assignments") - 1
     )
     if approved:
-        _match_create(
+        match_create(
             member_a_id=proposal.member_a_id,
             member_b_id=proposal.member_b_id,
             compatibility=proposal.compatibility,
             proposal=proposal,
         )
     return True
-
-
-def _match_create(
-    *,
-    member_a_id: int,
-    member_b_id: int,
-    compatibility: float,
-    proposal: Proposal | None = None,
-    event: Event | None = None,
-) -> Match:
-    """A match, its conversation and its two feed rows, in the caller's transaction."""
-    match = Match.objects.create(
-        proposal=proposal,
-        event=event,
-        source=Match.Source.EVENT if event is not None else Match.Source.PROPOSAL,
-        member_a_id=member_a_id,
-        member_b_id=member_b_id,
-        compatibility_score=min(max(float(compatibility), 0.0), 1.0),
-        expires_at=Now() + timedelta(seconds=settings.PROPOSALS_MATCH_TTL_SECONDS),
-    )
-    # created_at and expires_at are database expressions; read back what was stored.
-    match.refresh_from_db(fields=["created_at", "expires_at"])
-    FeedItem.objects.bulk_create(
-        [
-            FeedItem(
-                member_id=member,
-                other_id=other,
-                match=match,
-                status=match.status,
-                compatibility=match.compatibility_score,
-                created_at=match.created_at,
-                expires_at=match.expires_at,
-                event=event,
-                source=match.source,
-            )
-            for member, other in ((member_a_id, member_b_id), (member_b_id, member_a_id))
-        ]
-    )
-    Conversation.objects.create(match=match)
-    return match
-
-
-def event_match_create(*, event: Event, member_a: User, member_b: User, compatibility: float) -> Match:
-    """Members matched at an event (by its organisers). Once per pair and event."""
-    if member_a.pk == member_b.pk:
-        raise InvalidInput("A match needs two different members.", code=ErrorCode.SAME_MEMBER)
-    if not 0.0 <= float(compatibility) <= 1.0:
-        raise InvalidInput(
-            "Compatibility is between 0 and 1.", code=ErrorCode.INVALID, fields={"compatibility": ["Between 0 and 1."]}
-        )
-    low, high = sorted((member_a.pk, member_b.pk))
-    try:
-        with transaction.atomic():
-            return _match_create(member_a_id=low, member_b_id=high, compatibility=compatibility, event=event)
-    except IntegrityError:
-        raise Conflict("These two members are already matched at this event.", code=ErrorCode.ALREADY_MATCHED) from None
 
 
 def proposals_finalize_due(*, limit: int = 500) -> int:
@@ -404,92 +290,6 @@ def proposal_finalize_now(*, proposal_id: int) -> bool:
         return _proposal_finalize(proposal=proposal, approved=proposal.yes_count > proposal.no_count)
 
 
-# -- matches and conversations ----------------------------------------------------------
-def _match_for(*, user: User, match_id: object, lock: bool = False) -> Match:
-    qs = Match.objects.select_for_update() if lock else Match.objects.all()
-    match = qs.filter(Q(member_a=user) | Q(member_b=user), public_id=public_id_parse(match_id)).first()
-    if match is None:
-        raise NotFound("No such match.", code=ErrorCode.MATCH_NOT_FOUND)
-    return match
-
-
-def match_decide(*, user: User, match_id: object, decision: str) -> Match:
-    if decision not in (Match.Decision.ACCEPT, Match.Decision.REJECT):
-        raise InvalidInput("Accept or reject.", code=ErrorCode.INVALID_CHOICE, fields={"decision": ["Invalid."]})
-    with transaction.atomic():
-        match = _match_for(user=user, match_id=match_id, lock=True)
-        if match.status != Match.Status.PENDING or Match.objects.filter(pk=match.pk, expires_at__lte=Now()).exists():
-            status = Match.Status.EXPIRED if match.status == Match.Status.PENDING else match.status
-            raise Conflict(f"This match is {status} and can no longer change.", code=ErrorCode.MATCH_CLOSED)
-        side = "a" if match.member_a_id == user.pk else "b"
-        answered = getattr(match, f"decision_{side}")
-        if answered == decision:  # the same answer again (a retry): nothing changes
-            return match
-        if answered:
-            raise Conflict(f"You have already answered this match ({answered}).", code=ErrorCode.ALREADY_ANSWERED)
-        setattr(match, f"decision_{side}", decision)
-        if decision == Match.Decision.REJECT:
-            match.status = Match.Status.REJECTED
-        elif match.decision_a == match.decision_b == Match.Decision.ACCEPT:
-            match.status = Match.Status.ACCEPTED
-        fields: dict[str, Any] = {f"decision_{side}": decision, f"responded_at_{side}": Now(), "status": match.status}
-        if match.status != Match.Status.PENDING:
-            fields["decided_at"] = Now()
-            FeedItem.objects.filter(match=match).update(status=match.status)
-        Match.objects.filter(pk=match.pk).update(**fields)
-        if match.status == Match.Status.REJECTED:
-            Conversation.objects.filter(match=match, closed_at__isnull=True).update(closed_at=Now())
-        match.refresh_from_db()
-    return match
-
-
-def matches_expire(*, batch: int = 1000) -> int:
-    """Expire every pending match past its deadline, a batch per transaction; rows another
-    process holds are skipped (it is deciding or expiring them)."""
-    done = 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                Match.objects.select_for_update(skip_locked=True)
-                .filter(status=Match.Status.PENDING, expires_at__lte=Now())
-                .order_by("expires_at")
-                .values_list("id", flat=True)[:batch]
-            )
-            Match.objects.filter(pk__in=ids, status=Match.Status.PENDING).update(
-                status=Match.Status.EXPIRED, decided_at=Now()
-            )
-            FeedItem.objects.filter(match_id__in=ids).update(status=Match.Status.EXPIRED)
-            Conversation.objects.filter(match_id__in=ids, closed_at__isnull=True).update(closed_at=Now())
-        done += len(ids)
-        if len(ids) < batch:
-            return done
-
-
-def conversation_for(*, user: User, conversation_id: object) -> Conversation:
-    conversation = (
-        Conversation.objects.select_related("match")
-        .filter(Q(match__member_a=user) | Q(match__member_b=user), public_id=public_id_parse(conversation_id))
-        .first()
-    )
-    if conversation is None:
-        raise NotFound("No such conversation.", code=ErrorCode.CONVERSATION_NOT_FOUND)
-    return conversation
-
-
-def message_post(*, user: User, conversation_id: object, body: object) -> Message:
-    if not isinstance(body, str) or not body.strip():
-        raise InvalidInput("Write a message.", code=ErrorCode.REQUIRED, fields={"body": ["Required."]})
-    if len(body) > 4000:
-        raise InvalidInput(
-            "Messages are at most 4,000 characters.", code=ErrorCode.TOO_LONG, fields={"body": ["Too long."]}
-        )
-    with transaction.atomic():
-        conversation = conversation_for(user=user, conversation_id=conversation_id)
-        if conversation.closed_at is not None:
-            raise Conflict("This conversation is closed.", code=ErrorCode.CONVERSATION_CLOSED)
-        return Message.objects.create(conversation=conversation, sender=user, body=body.strip())
-
-
 # -- metrics --------------------------------------------------------------------------
 def metrics_record() -> SystemMetric:
     counts = Proposal.objects.aggregate(
@@ -506,23 +306,3 @@ def metrics_record() -> SystemMetric:
         voters_assigned=ProposalVoter.objects.filter(proposal__status=ProposalStatus.VOTING).count(),
         votes_cast=Vote.objects.count(),
     )
-
-
-def wallet_nonces_prune() -> int:
-    """Drop nonces that can no longer be used: spent, or expired for over a day."""
-    deleted, _ = WalletNonce.objects.filter(
-        Q(used_at__isnull=False) | Q(expires_at__lt=Now() - timedelta(days=1))
-    ).delete()
-    return deleted
-
-
-def member_create(*, username: str, password: str | None = None, **profile: Any) -> User:
-    """A user with a profile (seeding, tests, sign-up)."""
-    User = get_user_model()  # noqa: N806
-    try:
-        with transaction.atomic():
-            user = User.objects.create_user(username=username, password=password)
-            profile_update(user=user, display_name=profile.pop("display_name", username), **profile)
-    except IntegrityError:
-        raise Conflict("That username is taken.", code=ErrorCode.USERNAME_TAKEN) from None
-    return user

@@ -289,7 +289,7 @@ def siwe_message_parse(*, message: str) -> SiweMessage:
 def wallet_nonce_issue() -> WalletNonce:
     """A fresh single-use nonce. Its expiry is computed by the database, the same clock
     that later decides whether it has expired."""
-    ttl = timedelta(seconds=float(getattr(settings, "SIWE_NONCE_TTL_SECONDS", 300)))
+    ttl = timedelta(seconds=settings.SIWE_NONCE_TTL_SECONDS)
     value = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(_NONCE_LENGTH))
     with transaction.atomic():
         nonce = WalletNonce.objects.create(nonce=value, expires_at=Now() + ttl)
@@ -310,7 +310,7 @@ def _signer_recover(*, message: str, signature: str) -> str | None:
 
 def _times_check(*, parsed: SiweMessage) -> None:
     now = timezone.now()
-    skew = timedelta(seconds=float(getattr(settings, "SIWE_CLOCK_SKEW_SECONDS", 60)))
+    skew = timedelta(seconds=settings.SIWE_CLOCK_SKEW_SECONDS)
     if parsed.issued_at > now + skew:
         raise Forbidden("The message was issued in the future.", code=ErrorCode.SIWE_ISSUED_IN_FUTURE)
     if parsed.not_before is not None and parsed.not_before > now + skew:

@@ -1,0 +1,1 @@
+"""Matches: the feed, follows, conversations and the match metrics (a sub-domain of proposals)."""
