@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.core.cache import cache
 from django.db import connections
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 # Debian's Chromium, driven by Playwright (its own browser download does not work here).
 CHROMIUM = "/usr/bin/chromium"
@@ -73,3 +77,35 @@ def browser(monkeypatch) -> Iterator:
             # connection of its own; close it here, in the same context, or it outlives the
             # test and blocks dropping the test database.
             connections.close_all()
+
+
+# How long the browser tests wait for the page (actions and expect()).
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def new_context(browser: Browser, live_server) -> Iterator[Callable[..., BrowserContext]]:
+    """Browser contexts on the live server, closed after the test (for two members at once)."""
+    from playwright.sync_api import expect
+
+    contexts: list[BrowserContext] = []
+
+    def make(**options) -> BrowserContext:
+        context = browser.new_context(
+            base_url=live_server.url, viewport=options.pop("viewport", {"width": 1100, "height": 900}), **options
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def page(new_context) -> Page:
+    return new_context().new_page()

@@ -25,6 +25,7 @@ from psycopg_pool import PoolTimeout
 
 from matchplatform.db_pool import PoolExhaustedMiddleware, pool_exhaustion_record
 from matchplatform.exceptions import ErrorCode
+from tests.support.errors import assert_error_shape
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the connection pool is PostgreSQL's (psycopg_pool)"
@@ -89,11 +90,8 @@ def in_thread(call: Callable[[], Any]) -> Any:
 
 
 def assert_unavailable(response: Any) -> None:
-    assert response.status_code == 503, (response.status_code, response.content[:300])
+    assert_error_shape(response, 503, ErrorCode.UNAVAILABLE)
     assert response["Retry-After"] == "2"
-    body = json.loads(response.content)
-    assert body["error"]["code"] == ErrorCode.UNAVAILABLE
-    assert body["error"]["message"]
 
 
 @pytest.fixture

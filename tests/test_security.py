@@ -26,6 +26,7 @@ from rest_framework.test import APIClient
 from matchplatform.authentication import client_ip
 from matchplatform.renderers import JSONRenderer
 from proposals.identity.services import member_create
+from tests.support.errors import assert_error_shape
 
 pytestmark = pytest.mark.django_db
 
@@ -47,21 +48,13 @@ def api(address: str = "10.0.0.1") -> APIClient:
     return APIClient(REMOTE_ADDR=address)
 
 
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]
-
-
 # --- anonymous callers -------------------------------------------------------------------------
 
 # Endpoints anyone may call (by URL name; a method when only that one is public). Everything
 # else, including any endpoint added later, must refuse an anonymous caller.
 PUBLIC = {
     "home",
+    "favicon",  # a redirect to the static icon
     "members:signin",
     "members:signout",  # asks, and signs out whoever is signed in (nobody)
     "schema",
@@ -142,7 +135,7 @@ def test_the_public_list_names_only_endpoints_that_exist():
 
 def test_an_anonymous_api_call_answers_401_naming_the_token_scheme():
     response = Client().get("/api/matches/")
-    assert_error(response, 401, "not_authenticated")
+    assert_error_shape(response, 401, "not_authenticated")
     assert response["WWW-Authenticate"] == "Token"
 
 
@@ -175,13 +168,13 @@ def test_a_revoked_token_no_longer_signs_anyone_in():
     client = APIClient(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.delete(TOKEN).status_code == 204
     assert not Token.objects.filter(user=user).exists()
-    assert_error(client.get("/api/auth/me"), 401, "authentication_failed")
-    assert_error(api().delete(TOKEN), 401, "not_authenticated")
+    assert_error_shape(client.get("/api/auth/me"), 401, "authentication_failed")
+    assert_error_shape(api().delete(TOKEN), 401, "not_authenticated")
 
 
 def test_a_wrong_password_gets_no_token():
     member_create(username="cy", password=PASSWORD)
-    assert_error(api().post(TOKEN, {"username": "cy", "password": "guess"}), 403, "bad_credentials")
+    assert_error_shape(api().post(TOKEN, {"username": "cy", "password": "guess"}), 403, "bad_credentials")
     assert not Token.objects.exists()
 
 
@@ -190,7 +183,7 @@ def test_basic_authentication_is_not_accepted():
 
     member_create(username="dee", password=PASSWORD)
     basic = base64.b64encode(f"dee:{PASSWORD}".encode()).decode()
-    assert_error(APIClient(HTTP_AUTHORIZATION=f"Basic {basic}").get("/api/auth/me"), 401)
+    assert_error_shape(APIClient(HTTP_AUTHORIZATION=f"Basic {basic}").get("/api/auth/me"), 401)
 
 
 def test_demo_credentials_gives_admin_and_demo_tokens_that_work(settings, tmp_path):
@@ -218,7 +211,7 @@ def test_a_cross_site_text_plain_post_with_a_session_cookie_is_refused():
     # What a form on another site can send: text/plain, the session cookie, no CSRF token.
     body = '{"choice": "yes"}'
     response = browser.post(f"/api/proposals/{uuid.uuid4()}/vote", data=body, content_type="text/plain")
-    assert_error(response, 403)
+    assert_error_shape(response, 403)
     assert "CSRF" in response.json()["error"]["message"]
     # Even with the page's CSRF token, a body that is not JSON-typed is not read.
     browser.get("/signin")
@@ -226,7 +219,7 @@ def test_a_cross_site_text_plain_post_with_a_session_cookie_is_refused():
     response = browser.patch(
         "/api/me/profile", data='{"bio": "pwned"}', content_type="text/plain", HTTP_X_CSRFTOKEN=token
     )
-    assert_error(response, 415, "unsupported_media_type")
+    assert_error_shape(response, 415, "unsupported_media_type")
     assert browser.get("/api/me/profile").json().get("bio") != "pwned"
 
 
@@ -235,7 +228,7 @@ def test_a_session_write_needs_its_csrf_token_and_a_json_one_passes():
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(user)
     refused = browser.patch("/api/me/profile", data='{"bio": "x"}', content_type="application/json")
-    assert_error(refused, 403)
+    assert_error_shape(refused, 403)
     browser.get("/signin")
     token = browser.cookies["csrftoken"].value
     ok = browser.patch("/api/me/profile", data='{"bio": "x"}', content_type="application/json", HTTP_X_CSRFTOKEN=token)
@@ -251,7 +244,7 @@ def test_a_sign_in_body_that_is_not_json_typed_is_a_415(content_type):
     member_create(username="gus", password=PASSWORD)
     body = json.dumps({"username": "gus", "password": PASSWORD})
     response = api().generic("POST", LOGIN, body, content_type=content_type)
-    assert_error(response, 415, "unsupported_media_type")
+    assert_error_shape(response, 415, "unsupported_media_type")
     assert "sessionid" not in response.cookies
 
 
@@ -285,9 +278,9 @@ def test_twenty_wrong_passwords_on_the_api_lock_the_client_out(path):
     client = api("10.0.0.2")
     responses = [client.post(path, {"username": "ida", "password": f"guess {i}"}) for i in range(ATTEMPTS)]
     _lockout_reached(responses)
-    assert_error(responses[-1], 429, "locked_out")
+    assert_error_shape(responses[-1], 429, "locked_out")
     # Locked out means the right password too, from there; another client is not affected.
-    assert_error(client.post(path, {"username": "ida", "password": PASSWORD}), 429, "locked_out")
+    assert_error_shape(client.post(path, {"username": "ida", "password": PASSWORD}), 429, "locked_out")
     assert api("10.0.0.3").post(path, {"username": "ida", "password": PASSWORD}).status_code in (200, 201)
 
 
@@ -330,9 +323,9 @@ def test_twenty_wrong_tokens_lock_the_client_out():
         APIClient(REMOTE_ADDR="10.0.0.7", HTTP_AUTHORIZATION=f"Token {secrets.token_hex(20)}").get("/api/matches/")
         for _ in range(ATTEMPTS)
     ]
-    assert_error(responses[0], 401, "authentication_failed")
+    assert_error_shape(responses[0], 401, "authentication_failed")
     _lockout_reached(responses)
-    assert_error(responses[-1], 429, "locked_out")
+    assert_error_shape(responses[-1], 429, "locked_out")
     # A valid token still works from there: a lockout stops guessing, not the members behind it.
     assert APIClient(REMOTE_ADDR="10.0.0.7", HTTP_AUTHORIZATION=f"Token {key}").get("/api/matches/").status_code == 200
 
@@ -349,9 +342,9 @@ def test_twenty_refused_wallet_signatures_lock_the_client_out():
         text = siwe_text(address=Account.create().address, nonce=wallet_nonce_issue().nonce)
         forged = sign(Account.create(), text)
         responses.append(client.post("/api/auth/siwe", {"message": text, "signature": forged}))
-    assert_error(responses[0], 403, "siwe_bad_signature")
+    assert_error_shape(responses[0], 403, "siwe_bad_signature")
     _lockout_reached(responses)
-    assert_error(responses[-1], 429, "locked_out")
+    assert_error_shape(responses[-1], 429, "locked_out")
 
 
 def test_signing_in_to_ones_own_account_does_not_clear_the_failures_on_another(settings):
@@ -363,7 +356,7 @@ def test_signing_in_to_ones_own_account_does_not_clear_the_failures_on_another(s
     for _ in range(3):
         assert client.post(LOGIN, {"username": "lee", "password": "guess"}).status_code == 403
     assert client.post(LOGIN, {"username": "mallory", "password": PASSWORD + "-m"}).status_code == 200
-    assert_error(client.post(LOGIN, {"username": "lee", "password": "guess"}), 429, "locked_out")
+    assert_error_shape(client.post(LOGIN, {"username": "lee", "password": "guess"}), 429, "locked_out")
 
 
 def test_lockouts_are_listed_in_the_admin(django_user_model):
@@ -448,7 +441,7 @@ def test_a_lone_surrogate_in_a_vote_is_a_400_not_a_500(voter, value):
     client, proposal = voter
     body = json.dumps({"choice": value})  # ASCII escapes, as a client sends them: "\udfff"
     response = client.post(f"/api/proposals/{proposal.public_id}/vote", body, content_type="application/json")
-    assert_error(response, 400)
+    assert_error_shape(response, 400)
 
 
 @pytest.mark.parametrize(
@@ -458,7 +451,7 @@ def test_a_lone_surrogate_anywhere_in_a_profile_update_is_a_400_not_a_500(body):
     client = APIClient()
     client.force_authenticate(member_create(username="ned", password=PASSWORD))
     response = client.patch("/api/me/profile", json.dumps(body), content_type="application/json")
-    assert_error(response, 400)
+    assert_error_shape(response, 400)
 
 
 def test_a_valid_surrogate_pair_is_text_and_is_accepted():

@@ -1,16 +1,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from proposals.identity.services import member_create
 from proposals.vocab import INTERESTS
-
-# How long the browser tests wait for the page (actions and expect()).
-TIMEOUT_MS = 15_000
 
 
 @pytest.fixture
@@ -32,29 +27,3 @@ def loop_settings(settings):
     settings.PROPOSALS_VOTERS_PER_PROPOSAL = 5
     settings.PROPOSALS_APPROVE_THRESHOLD = 3
     return settings
-
-
-@pytest.fixture
-def new_context(browser: Browser, live_server) -> Iterator[Callable[..., BrowserContext]]:
-    """Browser contexts on the live server, closed after the test (for two members at once)."""
-    contexts: list[BrowserContext] = []
-
-    def make(**options) -> BrowserContext:
-        context = browser.new_context(
-            base_url=live_server.url, viewport=options.pop("viewport", {"width": 1100, "height": 900}), **options
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        return context
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    try:
-        yield make
-    finally:
-        for context in contexts:
-            context.close()
-
-
-@pytest.fixture
-def page(new_context) -> Page:
-    return new_context().new_page()

@@ -17,6 +17,7 @@ from proposals.identity.services import member_create
 from proposals.matches.services import event_match_create
 from proposals.models import Conversation, Event, Message, Profile, ProposalVoter
 from proposals.voting.services import proposal_queue_refill, proposals_open
+from tests.support.errors import assert_error_shape
 
 pytestmark = pytest.mark.django_db
 
@@ -84,13 +85,6 @@ def client_for(user):
     return client
 
 
-def assert_refused(response, field):
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}
-    assert field in body["error"]["fields"], body
-
-
 @pytest.fixture
 def pair():
     """Two members with a match (event-made) and its conversation, and the event."""
@@ -129,7 +123,7 @@ def test_a_feed_parameter_is_accepted_exactly_when_the_schema_allows_it(schema, 
         # An id the schema allows may name nothing: 404, never 400.
         assert response.status_code in (200, 404), (name, raw, response.content)
     else:
-        assert_refused(response, name)
+        assert_error_shape(response, 400, field=name)
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "", "abc", " 5", "1.5", str(ID_MAX), str(ID_MAX + 1), "99999999"])
@@ -140,7 +134,7 @@ def test_mutual_connections_member_is_accepted_exactly_when_the_schema_allows_it
     if allowed:
         assert response.status_code == 404, (raw, response.content)  # no such member
     else:
-        assert_refused(response, "member")
+        assert_error_shape(response, 400, field="member")
 
 
 @pytest.mark.parametrize("raw", ["1", "30", "365", "0", "366", "", " 7", "-1", "7.5", "abc"])
@@ -151,7 +145,7 @@ def test_metrics_days_is_accepted_exactly_when_the_schema_allows_it(schema, staf
     if allowed:
         assert response.status_code == 200, (raw, response.content)
     else:
-        assert_refused(response, "days")
+        assert_error_shape(response, 400, field="days")
 
 
 @pytest.mark.parametrize("raw", ["0", "1", str(ID_MAX), "-1", "", "abc", " 1", str(ID_MAX + 1)])
@@ -164,7 +158,7 @@ def test_conversation_after_is_accepted_exactly_when_the_schema_allows_it(schema
     if allowed:
         assert response.status_code == 200, (raw, response.content)
     else:
-        assert_refused(response, "after")
+        assert_error_shape(response, 400, field="after")
 
 
 def test_messages_after_pages_from_the_id_given(pair):
@@ -174,7 +168,7 @@ def test_messages_after_pages_from_the_id_given(pair):
         assert client.post(url, {"body": text}, format="json").status_code == 201
     first = Message.objects.order_by("id").first()
     assert [m["body"] for m in client.get(url, {"after": first.pk}).json()["messages"]] == ["two"]
-    assert_refused(client.get(url, {"since": 1}), "since")
+    assert_error_shape(client.get(url, {"since": 1}), 400, field="since")
 
 
 def test_a_public_id_in_another_spelling_is_404_as_the_schema_says_uuid(pair):
@@ -225,13 +219,13 @@ def test_a_profile_update_is_accepted_exactly_when_the_schema_allows_it(schema, 
     if allowed:
         assert response.status_code == 200, (body, response.content)
     else:
-        assert_refused(response, next(iter(body)))
+        assert_error_shape(response, 400, field=next(iter(body)))
         assert Profile.objects.get(user=pair["me"]).display_name == before
 
 
 def test_a_number_is_not_stored_as_a_display_name(pair):
     response = client_for(pair["me"]).patch("/api/me/profile", {"display_name": 0}, format="json")
-    assert_refused(response, "display_name")
+    assert_error_shape(response, 400, field="display_name")
     assert response.json()["error"]["code"] == "invalid_type"
     assert Profile.objects.get(user=pair["me"]).display_name == "Me"
 
@@ -261,7 +255,7 @@ def test_a_message_is_accepted_exactly_when_the_schema_allows_it(schema, pair, b
     if allowed:
         assert response.status_code == 201, (body, response.content)
     else:
-        assert_refused(response, "body")
+        assert_error_shape(response, 400, field="body")
         assert not Message.objects.exists()
 
 
@@ -284,7 +278,7 @@ def test_a_vote_is_accepted_exactly_when_the_schema_allows_it(schema, voter, bod
     if allowed:
         assert response.status_code == 201, (body, response.content)
     else:
-        assert_refused(response, "choice")
+        assert_error_shape(response, 400, field="choice")
 
 
 # -- error messages do not echo what was sent ------------------------------------------------------------
@@ -393,6 +387,6 @@ def test_the_error_shape_lists_its_codes_from_the_one_enumeration(schema):
 
 def test_a_refused_interest_is_one_flat_message_for_the_list(pair):
     response = client_for(pair["me"]).patch("/api/me/profile", {"interests": ["ai", "nope"]}, format="json")
-    assert_refused(response, "interests")
+    assert_error_shape(response, 400, field="interests")
     (message,) = response.json()["error"]["fields"]["interests"]
     assert message.startswith("Each item must be one of: ai, ") and "nope" not in message

@@ -21,6 +21,7 @@ from matchplatform.exceptions import InvalidInput
 from proposals.identity import siwe
 from proposals.identity.siwe import siwe_message_parse, wallet_nonce_issue, wallet_sign_in
 from proposals.models import Profile, WalletNonce
+from tests.support.errors import assert_error_shape
 
 pytestmark = [pytest.mark.django_db]
 
@@ -83,17 +84,6 @@ def sign(account, text: str) -> str:
 
 def post(client, url, body=None):
     return client.post(url, data=json.dumps(body or {}), content_type="application/json")
-
-
-def assert_error(response, status, code=None):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]
 
 
 def fresh_nonce(client) -> str:
@@ -181,7 +171,7 @@ def test_a_signature_by_another_key_is_refused_and_does_not_use_up_the_nonce(api
     nonce = fresh_nonce(api_client)
     text = siwe_text(address=account.address, nonce=nonce)
     forged = post(api_client, SIWE, {"message": text, "signature": sign(Account.create(), text)})
-    assert_error(forged, 403, "siwe_bad_signature")
+    assert_error_shape(forged, 403, "siwe_bad_signature")
     assert not nonce_used(nonce)
     assert api_client.get(ME).status_code == 401
 
@@ -206,7 +196,7 @@ def test_a_signature_by_another_key_is_refused_and_does_not_use_up_the_nonce(api
 def test_a_garbage_signature_is_refused_and_does_not_use_up_the_nonce(api_client, account, signature):
     nonce = fresh_nonce(api_client)
     text = siwe_text(address=account.address, nonce=nonce)
-    assert_error(post(api_client, SIWE, {"message": text, "signature": signature}), 403, "siwe_bad_signature")
+    assert_error_shape(post(api_client, SIWE, {"message": text, "signature": signature}), 403, "siwe_bad_signature")
     assert not nonce_used(nonce)
 
 
@@ -215,7 +205,7 @@ def test_a_signature_of_a_different_text_is_refused(api_client, account):
     text = siwe_text(address=account.address, nonce=nonce)
     other_text = siwe_text(address=account.address, nonce=nonce, statement="Something else.")
     response = post(api_client, SIWE, {"message": text, "signature": sign(account, other_text)})
-    assert_error(response, 403, "siwe_bad_signature")
+    assert_error_shape(response, 403, "siwe_bad_signature")
 
 
 def test_a_message_naming_an_address_other_than_the_signer_is_refused(api_client, account, django_user_model):
@@ -224,7 +214,7 @@ def test_a_message_naming_an_address_other_than_the_signer_is_refused(api_client
     nonce = fresh_nonce(api_client)
     text = siwe_text(address=victim.address, nonce=nonce)
     response = post(api_client, SIWE, {"message": text, "signature": sign(account, text)})
-    assert_error(response, 403, "siwe_bad_signature")
+    assert_error_shape(response, 403, "siwe_bad_signature")
     assert not nonce_used(nonce)
     assert api_client.get(ME).status_code == 401
 
@@ -240,7 +230,7 @@ def test_a_reused_nonce_is_refused(account):
     assert post(client, SIWE, body).status_code == 200
 
     replay = APIClient()
-    assert_error(post(replay, SIWE, body), 403, "siwe_nonce_used")
+    assert_error_shape(post(replay, SIWE, body), 403, "siwe_nonce_used")
     assert replay.get(ME).status_code == 401
 
 
@@ -249,14 +239,14 @@ def test_an_expired_nonce_is_refused(api_client, account):
     WalletNonce.objects.filter(nonce=nonce).update(expires_at=timezone.now() - timedelta(seconds=1))
     text = siwe_text(address=account.address, nonce=nonce)
     response = post(api_client, SIWE, {"message": text, "signature": sign(account, text)})
-    assert_error(response, 403, "siwe_nonce_expired")
+    assert_error_shape(response, 403, "siwe_nonce_expired")
     assert not nonce_used(nonce)
 
 
 def test_a_nonce_the_site_never_issued_is_refused(api_client, account, django_user_model):
     text = siwe_text(address=account.address, nonce="MadeUpByTheClient123")
     response = post(api_client, SIWE, {"message": text, "signature": sign(account, text)})
-    assert_error(response, 403, "siwe_nonce_unknown")
+    assert_error_shape(response, 403, "siwe_nonce_unknown")
     assert not django_user_model.objects.exists()
 
 
@@ -266,29 +256,29 @@ def test_a_nonce_the_site_never_issued_is_refused(api_client, account, django_us
 @pytest.mark.parametrize("domain", ["evil.example", "testserver.evil.example", "testserver:8443", "user@testserver"])
 def test_a_message_made_for_another_domain_is_refused(api_client, account, domain):
     response = signed_in(api_client, account, domain=domain)
-    assert_error(response, 403, "siwe_domain")
+    assert_error_shape(response, 403, "siwe_domain")
     assert not WalletNonce.objects.filter(used_at__isnull=False).exists()
 
 
 def test_the_domain_is_checked_against_the_host_the_request_reached(account):
     client = APIClient(HTTP_HOST="localhost:8000")
     assert signed_in(client, account, domain="localhost:8000").status_code == 200
-    assert_error(signed_in(client, account, domain=HOST), 403, "siwe_domain")
+    assert_error_shape(signed_in(client, account, domain=HOST), 403, "siwe_domain")
 
 
 def test_an_expired_message_is_refused(api_client, account):
     response = signed_in(api_client, account, expiration_time=timezone.now() - timedelta(seconds=1))
-    assert_error(response, 403, "siwe_message_expired")
+    assert_error_shape(response, 403, "siwe_message_expired")
 
 
 def test_a_message_that_is_not_valid_yet_is_refused(api_client, account):
     response = signed_in(api_client, account, not_before=timezone.now() + timedelta(minutes=10))
-    assert_error(response, 403, "siwe_not_yet_valid")
+    assert_error_shape(response, 403, "siwe_not_yet_valid")
 
 
 def test_a_message_issued_in_the_future_is_refused(api_client, account):
     response = signed_in(api_client, account, issued_at=timezone.now() + timedelta(minutes=10))
-    assert_error(response, 403, "siwe_issued_in_future")
+    assert_error_shape(response, 403, "siwe_issued_in_future")
 
 
 def test_a_message_with_a_future_expiry_and_a_past_not_before_signs_in(api_client, account):
@@ -352,7 +342,7 @@ def test_a_malformed_message_is_refused_with_400_even_when_validly_signed(api_cl
     nonce = fresh_nonce(api_client)
     text = mutation(siwe_text(address=account.address, nonce=nonce), account)
     response = post(api_client, SIWE, {"message": text, "signature": sign(account, text)})
-    assert_error(response, 400, "siwe_malformed")
+    assert_error_shape(response, 400, "siwe_malformed")
     assert not nonce_used(nonce)
 
 
@@ -366,17 +356,17 @@ def test_a_malformed_message_is_refused_with_400_even_when_validly_signed(api_cl
     ],
 )
 def test_a_body_without_a_usable_message_is_a_400(api_client, body):
-    assert_error(post(api_client, SIWE, body), 400)
+    assert_error_shape(post(api_client, SIWE, body), 400)
 
 
 def test_a_body_that_is_not_json_is_a_400_in_the_error_shape(api_client):
     response = api_client.post(SIWE, data="message=hi", content_type="application/json")
-    assert_error(response, 400, "malformed")
+    assert_error_shape(response, 400, "malformed")
 
 
 def test_a_body_of_another_media_type_is_a_415_in_the_error_shape(api_client):
     response = api_client.post(SIWE, data="message=hi", content_type="application/x-www-form-urlencoded")
-    assert_error(response, 415, "unsupported_media_type")
+    assert_error_shape(response, 415, "unsupported_media_type")
 
 
 def test_no_endpoint_accepts_a_bare_address_as_identity(api_client, account, django_user_model):
@@ -388,9 +378,9 @@ def test_no_endpoint_accepts_a_bare_address_as_identity(api_client, account, dja
     )
     for url in (SIWE, LOGIN):
         response = post(api_client, url, {"address": account.address, "wallet_address": account.address})
-        assert_error(response, 400)
+        assert_error_shape(response, 400)
     response = post(api_client, SIWE, {"address": account.address, "message": "hi", "signature": "0x00"})
-    assert_error(response, 400, "siwe_malformed")
+    assert_error_shape(response, 400, "siwe_malformed")
     assert api_client.get(ME).status_code == 401
 
 
@@ -533,7 +523,7 @@ def test_a_member_signs_in_with_a_password(api_client, password_member):
     ],
 )
 def test_a_wrong_or_incomplete_password_login_is_refused(api_client, password_member, body, status):
-    assert_error(post(api_client, LOGIN, body), status, "bad_credentials" if status == 403 else None)
+    assert_error_shape(post(api_client, LOGIN, body), status, "bad_credentials" if status == 403 else None)
     assert api_client.get(ME).status_code == 401
 
 
@@ -566,7 +556,7 @@ def test_a_wallet_linked_to_another_member_cannot_be_linked_again(api_client, pa
     nonce = fresh_nonce(api_client)
     text = siwe_text(address=account.address, nonce=nonce)
     response = post(api_client, SIWE, {"message": text, "signature": sign(account, text)})
-    assert_error(response, 409, "wallet_taken")
+    assert_error_shape(response, 409, "wallet_taken")
     assert Profile.objects.get(user=password_member).wallet_address is None
     assert Profile.objects.get(user_id=owner["user_id"]).wallet_address == account.address
     # The verified message is spent even though it was refused.
@@ -577,7 +567,7 @@ def test_a_wallet_linked_to_another_member_cannot_be_linked_again(api_client, pa
 def test_a_member_with_a_wallet_is_not_silently_moved_to_another_wallet(api_client, password_member, account):
     api_client.force_login(password_member)
     assert signed_in(api_client, account).status_code == 200
-    assert_error(signed_in(api_client, Account.create()), 409, "wallet_already_linked")
+    assert_error_shape(signed_in(api_client, Account.create()), 409, "wallet_already_linked")
     assert Profile.objects.get(user=password_member).wallet_address == account.address
 
 
@@ -593,7 +583,7 @@ def test_a_disabled_member_cannot_sign_in_with_their_wallet(account, django_user
     user_id = signed_in(APIClient(), account).json()["user_id"]
     django_user_model.objects.filter(pk=user_id).update(is_active=False)
     client = APIClient()
-    assert_error(signed_in(client, account), 403, "account_disabled")
+    assert_error_shape(signed_in(client, account), 403, "account_disabled")
     assert client.get(ME).status_code == 401
 
 
@@ -604,11 +594,11 @@ def test_logging_out_ends_the_session(api_client, account):
     assert signed_in(api_client, account).status_code == 200
     response = post(api_client, LOGOUT)
     assert response.status_code == 204
-    assert_error(api_client.get(ME), 401)
+    assert_error_shape(api_client.get(ME), 401)
 
 
 def test_an_anonymous_visitor_is_refused_by_me_in_the_error_shape(api_client):
-    assert_error(api_client.get(ME), 401, "not_authenticated")
+    assert_error_shape(api_client.get(ME), 401, "not_authenticated")
 
 
 def test_a_signed_in_session_must_send_its_csrf_token(password_member, account):
@@ -618,7 +608,7 @@ def test_a_signed_in_session_must_send_its_csrf_token(password_member, account):
     nonce = wallet_nonce_issue().nonce
     text = siwe_text(address=account.address, nonce=nonce)
     refused = post(client, SIWE, {"message": text, "signature": sign(account, text)})
-    assert_error(refused, 403)
+    assert_error_shape(refused, 403)
     assert "CSRF" in refused.json()["error"]["message"]
     assert not nonce_used(nonce)
 
@@ -636,9 +626,9 @@ def test_the_sign_in_endpoints_are_throttled_per_client(api_client, settings):
     settings.AUTH_RATE = "2/min"
     assert post(api_client, NONCE).status_code == 201
     assert post(api_client, NONCE).status_code == 201
-    assert_error(post(api_client, NONCE), 429, "throttled")
-    assert_error(post(api_client, SIWE, {}), 429, "throttled")
-    assert_error(post(api_client, LOGIN, {}), 429, "throttled")
+    assert_error_shape(post(api_client, NONCE), 429, "throttled")
+    assert_error_shape(post(api_client, SIWE, {}), 429, "throttled")
+    assert_error_shape(post(api_client, LOGIN, {}), 429, "throttled")
 
 
 def test_the_auth_endpoints_are_in_the_api_schema(api_client):

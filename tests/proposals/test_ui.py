@@ -40,7 +40,8 @@ BIOS = [
 
 
 @pytest.fixture
-def loop_settings(settings):
+def ui_loop_settings(settings):
+    """A busier loop than the shared loop_settings: enough open work for twenty votes in a row."""
     settings.PROPOSALS_VOTERS_PER_PROPOSAL = 5
     settings.PROPOSALS_APPROVE_THRESHOLD = 3
     settings.PROPOSALS_QUEUE_LOW = 10
@@ -90,7 +91,7 @@ document.addEventListener("DOMContentLoaded", function () {
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_member_signs_in_and_votes_twenty_times_in_a_row_without_ever_running_out(loop_settings, page):
+def test_a_member_signs_in_and_votes_twenty_times_in_a_row_without_ever_running_out(ui_loop_settings, page):
     voter = member_create(username="voter", password=PASSWORD, display_name="Val Voter", interests=["ai", "music"])
     # Enough members that beat can keep the queue above its low mark for the whole session:
     # every proposal opened for the voter keeps its pair busy until it is decided.
@@ -163,7 +164,7 @@ def test_a_member_signs_in_and_votes_twenty_times_in_a_row_without_ever_running_
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_with_nothing_to_vote_on_the_page_says_so_calmly_and_checking_again_finds_new_work(loop_settings, page):
+def test_with_nothing_to_vote_on_the_page_says_so_calmly_and_checking_again_finds_new_work(ui_loop_settings, page):
     # A community of one: there is no pair to propose, so not even the on-demand opening helps.
     member_create(username="voter", password=PASSWORD, display_name="Val Voter", interests=["ai"])
     sign_in(page, "voter", next_path="/vote")

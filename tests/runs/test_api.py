@@ -11,6 +11,7 @@ from ops.models import QueueHistory
 from runs.models import MatchRun, MatchRunStatus
 from runs.services import match_runs_process_batch
 from tests.factories import InvestorFactory, StartupFactory
+from tests.support.errors import assert_error_shape
 
 pytestmark = pytest.mark.django_db
 
@@ -20,17 +21,6 @@ SUBMIT = "/api/match/run"
 def post(client, body, content_type="application/json"):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return client.post(SUBMIT, data=data, content_type=content_type)
-
-
-def assert_error_shape(response, status, code=None):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def test_submitting_a_url_creates_a_queued_run(api_client):
