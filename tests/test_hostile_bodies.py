@@ -15,16 +15,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from proposals.identity.services import member_create
 from proposals.matches.services import event_match_create
-from proposals.models import Conversation, Event, ProposalVoter
+from proposals.models import Conversation, ProposalVoter
 from proposals.vocab import INTERESTS
 from proposals.voting.services import proposal_queue_refill, proposals_open
-from tests.factories import MatchRunFactory
+from tests.factories import EventFactory, MatchRunFactory
 from tests.support.hostile import HOSTILE_BODIES, field_bodies
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +69,7 @@ def world(settings):
     member = assignment.voter
     other = next(m for m in members if m.pk != member.pk)
     match = event_match_create(
-        event=Event.objects.create(name="Hostile Summit", starts_at=timezone.now(), ends_at=timezone.now()),
+        event=EventFactory(name="Hostile Summit"),
         member_a=member,
         member_b=other,
         compatibility=0.5,

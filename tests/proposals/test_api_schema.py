@@ -15,8 +15,9 @@ from rest_framework.test import APIClient
 from proposals.api_serializers import MessageInputSerializer, ProfileInputSerializer, VoteInputSerializer
 from proposals.identity.services import member_create
 from proposals.matches.services import event_match_create
-from proposals.models import Conversation, Event, Message, Profile, ProposalVoter
+from proposals.models import Conversation, Message, Profile, ProposalVoter
 from proposals.voting.services import proposal_queue_refill, proposals_open
+from tests.factories import EventFactory
 from tests.support.errors import assert_error_shape
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +89,7 @@ def client_for(user):
 @pytest.fixture
 def pair():
     """Two members with a match (event-made) and its conversation, and the event."""
-    event = Event.objects.create(name="Demo day", starts_at="2026-01-01T00:00:00Z", ends_at="2026-01-02T00:00:00Z")
+    event = EventFactory(name="Demo day")
     me, other = member_create(username="me", display_name="Me"), member_create(username="other", display_name="Other")
     match = event_match_create(event=event, member_a=me, member_b=other, compatibility=0.5)
     return {

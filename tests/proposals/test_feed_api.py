@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 from proposals.identity.services import member_create
 from proposals.matches.cursor import Cursor
 from proposals.matches.services import event_match_create, matches_expire
-from proposals.models import Event, FeedItem, Follow, Match
+from proposals.models import FeedItem, Follow, Match
+from tests.factories import EventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +32,7 @@ def client_for(user):
 
 
 def make_event(name="Demo day"):
-    now = timezone.now()
-    return Event.objects.create(name=name, starts_at=now - timedelta(days=1), ends_at=now)
+    return EventFactory(name=name)
 
 
 def set_match(match, *, status=None, created_ago=None, expires_in=None):

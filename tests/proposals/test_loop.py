@@ -29,6 +29,7 @@ from proposals.voting.services import (
     proposals_open,
     vote_cast,
 )
+from tests.factories import ProposalFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def test_refill_fills_the_queue_to_its_high_mark_with_distinct_pairs_and_members
 
 def test_the_database_refuses_a_second_open_proposal_for_a_pair(members):
     a, b = members[0], members[1]
-    Proposal.objects.create(member_a=a, member_b=b, pair_hash=pair_hash_of(a.pk, b.pk), compatibility=0.5)
+    ProposalFactory(first=a, second=b)
     with pytest.raises(IntegrityError), transaction.atomic():
         Proposal.objects.create(
             member_a=a,
@@ -73,10 +74,9 @@ def test_a_rejected_pair_comes_back_only_after_the_cool_down(loop_settings, db):
 
     a = member_create(username="a", interests=["ai"])
     b = member_create(username="b", interests=["ai"])
-    Proposal.objects.create(
-        member_a=a,
-        member_b=b,
-        pair_hash=pair_hash_of(a.pk, b.pk),
+    ProposalFactory(
+        first=a,
+        second=b,
         compatibility=1,
         status=ProposalStatus.REJECTED,
         finalized_at=Now() - timedelta(days=29),

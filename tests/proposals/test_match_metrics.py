@@ -15,6 +15,7 @@ from proposals.matches.metrics import db_now, match_metrics, match_metrics_compu
 from proposals.matches.services import event_match_create
 from proposals.models import Event, FeedItem, Match
 from proposals.views_ops import duration_text, nice_ticks
+from tests.factories import EventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,7 @@ def place(
     """A match made through the service, then put in time: created at ``created``, answered
     ``answered_*`` seconds later, decided at ``decided`` with ``status``."""
     if event is None:
-        event = Event.objects.create(name="Meetup", starts_at=created, ends_at=created)
+        event = EventFactory(name="Meetup", starts_at=created, ends_at=created)
     match = event_match_create(event=event, member_a=a, member_b=b, compatibility=0.5)
     Match.objects.filter(pk=match.pk).update(
         created_at=created,
@@ -164,7 +165,7 @@ def graph(clock, people):
     # Only one side connected: not mutual.
     connect(p0, hubs[19])
     # Connected twice to the same member (two events): counted once.
-    connect(p1, hubs[0], event=Event.objects.create(name="Second", starts_at=long_ago, ends_at=long_ago))
+    connect(p1, hubs[0], event=EventFactory(name="Second", starts_at=long_ago, ends_at=long_ago))
     # Both sides matched with a member, but not accepted: not connections.
     for status in ("rejected", "expired", "pending"):
         other = people(f"x{status}-", 1)[0]
@@ -173,7 +174,7 @@ def graph(clock, people):
     # The pair's own earlier connection to each other is no mutual connection.
     connect(p5, q5)
     # A match between a well-connected pair, created before the window: not sampled.
-    old = Event.objects.create(name="Old", starts_at=long_ago, ends_at=long_ago)
+    old = EventFactory(name="Old", starts_at=long_ago, ends_at=long_ago)
     place(*pairs[20], created=at(clock, 45), event=old)
     for k in (0, 1, 3, 5, 12, 20):
         place(*pairs[k], created=at(clock, 1, k / 10))
