@@ -80,6 +80,9 @@ class ProfileFactory(factory.django.DjangoModelFactory):
 class MemberFactory(UserFactory):
     """A member with a profile, as sign-up makes one."""
 
+    class Meta:
+        skip_postgeneration_save = True  # the profile is its own row; the user needs no second save
+
     profile = factory.RelatedFactory(ProfileFactory, factory_related_name="user")
 
 
