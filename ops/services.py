@@ -3,16 +3,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Now
+from django.db.transaction import TransactionManagementError
 
 from ops.invariants import InvariantOutcome, invariants_run
-from ops.models import InvariantResult, WorkerHeartbeat
-from ops.queue import queue_get
+from ops.models import DeadLetter, InvariantResult, QueueHistory, WorkerHeartbeat
+from ops.queue import QUEUED, LeaseQueue, queue_get
 from ops.worker import worker_counters, worker_id
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,88 @@ def task_wake(*, send: Callable[[], object]) -> None:
             logger.warning("could not wake a worker; the drain sweep will pick the work up", exc_info=True)
 
     transaction.on_commit(_send)
+
+
+def _in_callers_transaction(call: str) -> None:
+    if not connection.in_atomic_block:
+        raise TransactionManagementError(f"{call} joins the caller's transaction; call it inside transaction.atomic()")
+
+
+def queue_item_enqueue(*, queue: LeaseQueue, item_id: int, event: str = "submit") -> None:
+    """Record that the row ``item_id``, which the caller has just inserted as ``queued``,
+    entered ``queue``, and wake a worker for it once the transaction commits.
+
+    The domain inserts its own row (its fields are its own); this call writes the queue's
+    part: the history row of the entry (``"" -> queued``, named ``event``) and the wake-up.
+    It joins the caller's transaction rather than opening its own, so the history row
+    commits or rolls back with the row it describes (DESIGN.md: every transition is
+    recorded in its transaction) and the wake-up is sent only if both committed. Raises
+    ``TransactionManagementError`` outside ``transaction.atomic()``."""
+    _in_callers_transaction("queue_item_enqueue")
+    QueueHistory.objects.create(queue=queue.label, item_id=item_id, to_status=QUEUED, event=event)
+    if queue.wake is not None:
+        queue.wake()
+
+
+@dataclass(frozen=True)
+class QueueItemsArchived:
+    """What ``queue_items_archive`` took out of the queue's tables, per item id, oldest
+    first, as JSON-ready dicts (times in ISO 8601). An item with nothing has no key."""
+
+    history: dict[int, list[dict[str, Any]]]
+    dead_letters: dict[int, list[dict[str, Any]]]
+
+
+def queue_items_archive(*, queue: LeaseQueue, item_ids: Sequence[int]) -> QueueItemsArchived:
+    """Take the history and dead letters of these rows of ``queue`` out of ops' tables and
+    hand them to the caller, who archives them with the rows themselves.
+
+    History entries carry ``event``, ``from_status``, ``to_status``, ``lease_owner``,
+    ``attempt``, ``error`` and ``created_at``; dead letters ``id``, ``reason``,
+    ``attempts``, ``rescues``, ``last_error``, ``errors``, ``created_at`` and
+    ``requeued_at``. Exactly the rows read are deleted, not whatever matches by the time
+    of the delete. It joins the caller's transaction, which must also write the archive:
+    nothing is deleted unless the archive of it commits too. The caller holds the items'
+    rows locked and finished, so no transition adds history meanwhile. Raises
+    ``TransactionManagementError`` outside ``transaction.atomic()``."""
+    _in_callers_transaction("queue_items_archive")
+    ids = list(item_ids)
+    history: dict[int, list[dict[str, Any]]] = {}
+    history_ids: list[int] = []
+    for h in QueueHistory.objects.filter(queue=queue.label, item_id__in=ids).order_by("id"):
+        history_ids.append(h.pk)
+        history.setdefault(h.item_id, []).append(
+            {
+                "event": h.event,
+                "from_status": h.from_status,
+                "to_status": h.to_status,
+                "lease_owner": h.lease_owner,
+                "attempt": h.attempt,
+                "error": h.error,
+                "created_at": h.created_at.isoformat(),
+            }
+        )
+    letters: dict[int, list[dict[str, Any]]] = {}
+    letter_ids: list[int] = []
+    for letter in DeadLetter.objects.filter(queue=queue.label, item_id__in=ids).order_by("id"):
+        letter_ids.append(letter.pk)
+        letters.setdefault(letter.item_id, []).append(
+            {
+                "id": letter.pk,
+                "reason": letter.reason,
+                "attempts": letter.attempts,
+                "rescues": letter.rescues,
+                "last_error": letter.last_error,
+                "errors": letter.errors,
+                "created_at": letter.created_at.isoformat(),
+                "requeued_at": letter.requeued_at.isoformat() if letter.requeued_at else None,
+            }
+        )
+    if history_ids:
+        QueueHistory.objects.filter(pk__in=history_ids).delete()
+    if letter_ids:
+        DeadLetter.objects.filter(pk__in=letter_ids).delete()
+    return QueueItemsArchived(history=history, dead_letters=letters)
 
 
 def heartbeat_beat(*, queues: list[str]) -> None:
@@ -71,8 +156,6 @@ def invariants_check_and_store() -> list[InvariantOutcome]:
 def dead_letters_requeue(*, dead_letter_ids: list[int]) -> int:
     """Requeue the rows behind these dead letters, queue by queue; returns how many were
     requeued (a row its domain refuses to take back is left dead, its letter open)."""
-    from ops.models import DeadLetter
-
     by_queue: dict[str, list[int]] = {}
     for queue, item_id in DeadLetter.objects.filter(pk__in=dead_letter_ids, requeued_at__isnull=True).values_list(
         "queue", "item_id"
@@ -94,10 +177,13 @@ def ops_prune() -> dict[str, int]:
 
 
 __all__ = [
+    "QueueItemsArchived",
     "dead_letters_requeue",
     "heartbeat_beat",
     "heartbeat_remove",
     "invariants_check_and_store",
     "ops_prune",
+    "queue_item_enqueue",
+    "queue_items_archive",
     "task_wake",
 ]

@@ -15,8 +15,8 @@ from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 
 from matchplatform.exceptions import Conflict, ErrorCode, LeaseLost
-from ops.models import DeadLetter, QueueHistory
 from ops.queue import Lease
+from ops.services import queue_item_enqueue, queue_items_archive
 from ops.worker import worker_id
 from runs.canonical import url_canonicalize
 from runs.engine import ScoredInvestor, StartupProfile, corpus_cache, matches_rank
@@ -121,11 +121,7 @@ def match_run_submit(*, url: object) -> Submission:
                     status=MatchRunStatus.QUEUED,
                     max_attempts=settings.RUNS_MAX_ATTEMPTS,
                 )
-                QueueHistory.objects.create(
-                    queue=runs_queue.label, item_id=run.pk, to_status=MatchRunStatus.QUEUED, event="submit"
-                )
-                if runs_queue.wake is not None:
-                    runs_queue.wake()
+                queue_item_enqueue(queue=runs_queue, item_id=run.pk, event="submit")
             run.refresh_from_db()
             return Submission(run=run, created=True)
         except IntegrityError:
@@ -346,35 +342,8 @@ def match_runs_archive(
                 matches.setdefault(run_pk, []).append(
                     {"investor_id": investor_id, "score": score, "rank": rank, "reasons": reasons}
                 )
-            history: dict[int, list[dict[str, Any]]] = {}
-            history_ids: list[int] = []
-            for h in QueueHistory.objects.filter(queue=runs_queue.label, item_id__in=ids).order_by("id"):
-                history_ids.append(h.pk)
-                history.setdefault(h.item_id, []).append(
-                    {
-                        "event": h.event,
-                        "from_status": h.from_status,
-                        "to_status": h.to_status,
-                        "lease_owner": h.lease_owner,
-                        "attempt": h.attempt,
-                        "error": h.error,
-                        "created_at": h.created_at.isoformat(),
-                    }
-                )
-            letters: dict[int, list[dict[str, Any]]] = {}
-            for letter in DeadLetter.objects.filter(queue=runs_queue.label, item_id__in=ids):
-                letters.setdefault(letter.item_id, []).append(
-                    {
-                        "id": letter.pk,
-                        "reason": letter.reason,
-                        "attempts": letter.attempts,
-                        "rescues": letter.rescues,
-                        "last_error": letter.last_error,
-                        "errors": letter.errors,
-                        "created_at": letter.created_at.isoformat(),
-                        "requeued_at": letter.requeued_at.isoformat() if letter.requeued_at else None,
-                    }
-                )
+            # The history and dead letters go with the runs (ops deletes them, in this transaction).
+            queue_rows = queue_items_archive(queue=runs_queue, item_ids=ids)
             MatchRunArchive.objects.bulk_create(
                 [
                     MatchRunArchive(
@@ -395,16 +364,13 @@ def match_runs_archive(
                             "duration_ms": run.duration_ms,
                             "started_at": run.started_at.isoformat() if run.started_at else None,
                             "matches": matches.get(run.pk, []),
-                            "history": history.get(run.pk, []),
-                            "dead_letters": letters.get(run.pk, []),
+                            "history": queue_rows.history.get(run.pk, []),
+                            "dead_letters": queue_rows.dead_letters.get(run.pk, []),
                         },
                     )
                     for run in runs
                 ]
             )
-            # Delete exactly what was read and archived, not whatever matches by then.
-            QueueHistory.objects.filter(pk__in=history_ids).delete()
-            DeadLetter.objects.filter(pk__in=[letter["id"] for group in letters.values() for letter in group]).delete()
             StartupInvestorMatch.objects.filter(run_id__in=ids).delete()
             MatchRun.objects.filter(pk__in=ids).delete()
             moved += len(ids)

@@ -8,8 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.db.models.functions import Now
 
-from ops.models import QueueHistory
+from ops.models import DeadLetter, QueueHistory
 from runs.models import MatchRun, MatchRunArchive, MatchRunStatus, StartupInvestorMatch
+from runs.queue import runs_queue
 from runs.services import match_run_submit, match_runs_archive, match_runs_process_batch
 from tests.factories import InvestorFactory, MatchRunFactory, StartupFactory
 
@@ -44,8 +45,32 @@ def test_old_finished_runs_are_archived_with_their_matches_and_history(settings)
     assert match_runs_archive() == 0
 
 
+def dead_run(url: str) -> MatchRun:
+    run = match_run_submit(url=url).run
+    (lease,) = runs_queue.claim(owner="w-1", limit=1, ttl=30)
+    runs_queue.fail(lease=lease, error="the page is gone", retryable=False)
+    return MatchRun.objects.get(pk=run.pk)
+
+
+def test_a_dead_run_is_archived_with_its_dead_letter():
+    run = dead_run("https://gone.example")
+    assert run.status == MatchRunStatus.ERROR
+    letter = DeadLetter.objects.get(queue=runs_queue.label, item_id=run.pk)
+    age(run, 100)
+
+    assert match_runs_archive() == 1
+
+    payload = MatchRunArchive.objects.get(run_id=run.run_id).payload
+    assert [h["event"] for h in payload["history"]] == ["submit", "claim", "dead"]
+    assert [(d["id"], d["reason"], d["last_error"]) for d in payload["dead_letters"]] == [
+        (letter.pk, "permanent", "the page is gone")
+    ]
+    assert not DeadLetter.objects.filter(pk=letter.pk).exists()
+    assert not QueueHistory.objects.filter(queue=runs_queue.label, item_id=run.pk).exists()
+
+
 def test_archiving_is_all_or_nothing(monkeypatch):
-    run = MatchRunFactory(status=MatchRunStatus.ERROR)
+    run = dead_run("https://broken-archive.example")
     age(run, 100)
 
     def broken(*args, **kwargs):
@@ -55,6 +80,8 @@ def test_archiving_is_all_or_nothing(monkeypatch):
     with pytest.raises(RuntimeError):
         match_runs_archive()
     assert MatchRun.objects.filter(pk=run.pk).exists()  # nothing deleted without being archived
+    assert QueueHistory.objects.filter(queue=runs_queue.label, item_id=run.pk).count() == 3
+    assert DeadLetter.objects.filter(queue=runs_queue.label, item_id=run.pk).count() == 1
 
 
 def test_the_archive_command_takes_a_cut_off(capsys):
