@@ -510,10 +510,13 @@ class LeaseQueue:
         has a newer active run, and the one-active-run constraint refuses a second) is
         skipped without undoing the others. Returns the ids requeued."""
         requeued: list[int] = []
-        with transaction.atomic():
+        # Durable: the wake-up goes out on commit, so this must be the outermost transaction.
+        # Rows are locked in id order (ops/LOCKING.md), so two overlapping requeues queue up.
+        with transaction.atomic(durable=True):
             ids = list(
-                self.model._default_manager.select_for_update()
+                self.model._default_manager.select_for_update(no_key=True)
                 .filter(pk__in=list(item_ids), status=self.dead_status)
+                .order_by("id")
                 .values_list("id", flat=True)
             )
             for item_id in ids:

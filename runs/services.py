@@ -113,7 +113,8 @@ def match_run_submit(*, url: object) -> Submission:
         if existing is not None:
             return Submission(run=existing, created=False)
         try:
-            with transaction.atomic():
+            # Durable: the wake-up goes out on commit, so this must be the outermost transaction.
+            with transaction.atomic(durable=True):
                 run = MatchRun.objects.create(
                     canonical_url=canonical,
                     submitted_url=url.strip()[:2048],

@@ -1,10 +1,11 @@
 """Writes of the matches sub-domain: creating matches (from a proposal or an event),
 answering them, expiring them, following a match's connections, posting messages. Every
-public function owns its transaction, except ``match_create``, which runs in its caller's
-(a proposal's finalization)."""
+public function owns its transaction, except ``matches_create`` and ``match_create``, which
+run in their caller's (a proposal's finalization). Locks: see ops/LOCKING.md."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,26 +25,49 @@ from proposals.matches.terms import ACCEPTED, status_shown
 from proposals.models import Conversation, Event, FeedItem, Follow, Match, Message, Profile, Proposal
 
 
-def match_create(
-    *,
-    member_a_id: int,
-    member_b_id: int,
-    compatibility: float,
-    proposal: Proposal | None = None,
-    event: Event | None = None,
-) -> Match:
-    """A match, its conversation and its two feed rows, in the caller's transaction."""
-    match = Match.objects.create(
-        proposal=proposal,
-        event=event,
-        source=Match.Source.EVENT if event is not None else Match.Source.PROPOSAL,
-        member_a_id=member_a_id,
-        member_b_id=member_b_id,
-        compatibility_score=min(max(float(compatibility), 0.0), 1.0),
-        expires_at=Now() + timedelta(seconds=settings.PROPOSALS_MATCH_TTL_SECONDS),
+@dataclass(frozen=True)
+class MatchNew:
+    """A match to create: its two members (``member_a_id < member_b_id``), its score, and
+    where it comes from (a proposal or an event, exactly one)."""
+
+    member_a_id: int
+    member_b_id: int
+    compatibility: float
+    proposal: Proposal | None = None
+    event: Event | None = None
+
+
+def matches_create(*, new: Sequence[MatchNew]) -> list[Match]:
+    """Matches, each with its conversation and its two feed rows, in the caller's
+    transaction: one INSERT for the matches, one read of the times the database gave them,
+    one INSERT for the feed rows and one for the conversations, however many there are (a
+    batch of finalized proposals makes hundreds at once)."""
+    if not new:
+        return []
+    expires = Now() + timedelta(seconds=settings.PROPOSALS_MATCH_TTL_SECONDS)
+    matches = Match.objects.bulk_create(
+        [
+            Match(
+                proposal=item.proposal,
+                event=item.event,
+                source=Match.Source.EVENT if item.event is not None else Match.Source.PROPOSAL,
+                member_a_id=item.member_a_id,
+                member_b_id=item.member_b_id,
+                compatibility_score=min(max(float(item.compatibility), 0.0), 1.0),
+                expires_at=expires,
+            )
+            for item in new
+        ]
     )
-    # created_at and expires_at are database expressions; read back what was stored.
-    match.refresh_from_db(fields=["created_at", "expires_at"])
+    # created_at and expires_at are the database's clock; the feed rows copy what was stored.
+    stored = {
+        pk: (created, expires_at)
+        for pk, created, expires_at in Match.objects.filter(pk__in=[m.pk for m in matches]).values_list(
+            "pk", "created_at", "expires_at"
+        )
+    }
+    for match in matches:
+        match.created_at, match.expires_at = stored[match.pk]
     FeedItem.objects.bulk_create(
         [
             FeedItem(
@@ -54,14 +78,30 @@ def match_create(
                 compatibility=match.compatibility_score,
                 created_at=match.created_at,
                 expires_at=match.expires_at,
-                event=event,
+                event=match.event,
                 source=match.source,
             )
-            for member, other in ((member_a_id, member_b_id), (member_b_id, member_a_id))
+            for match in matches
+            for member, other in ((match.member_a_id, match.member_b_id), (match.member_b_id, match.member_a_id))
         ]
     )
-    Conversation.objects.create(match=match)
-    return match
+    Conversation.objects.bulk_create([Conversation(match=match) for match in matches])
+    return matches
+
+
+def match_create(
+    *,
+    member_a_id: int,
+    member_b_id: int,
+    compatibility: float,
+    proposal: Proposal | None = None,
+    event: Event | None = None,
+) -> Match:
+    """A match, its conversation and its two feed rows, in the caller's transaction."""
+    new = MatchNew(
+        member_a_id=member_a_id, member_b_id=member_b_id, compatibility=compatibility, proposal=proposal, event=event
+    )
+    return matches_create(new=[new])[0]
 
 
 def event_match_create(*, event: Event, member_a: User, member_b: User, compatibility: float) -> Match:
@@ -123,7 +163,7 @@ def matches_expire(*, batch: int = 1000) -> int:
     while True:
         with transaction.atomic():
             ids = list(
-                Match.objects.select_for_update(skip_locked=True)
+                Match.objects.select_for_update(skip_locked=True, no_key=True)
                 .filter(status=Match.Status.PENDING, expires_at__lte=Now())
                 .order_by("expires_at")
                 .values_list("id", flat=True)[:batch]
