@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's files, served from our own static files: /api/docs/ works without internet.
+    "drf_spectacular_sidecar",
     "axes",
     "waffle",
     "django_celery_beat",
@@ -283,6 +285,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # A text field that refuses blanks says minLength: 1, so the schema refuses what the API does.
     "ENFORCE_NON_BLANK_FIELDS": True,
+    # /api/docs/ loads Swagger UI from the static files (drf-spectacular-sidecar), never from a
+    # CDN: the page works offline and on a network that blocks third-party scripts. Redoc is
+    # not routed; its setting points at the sidecar too, so adding it needs no network either.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # One name per choice set used in several places (check --deploy warns otherwise).
     "ENUM_NAME_OVERRIDES": {
         "ErrorCodeEnum": "matchplatform.exceptions.ERROR_CODE_CHOICES",
@@ -302,9 +310,13 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     _broker_dir.mkdir(parents=True, exist_ok=True)
+    # Kombu keeps its exchange tables in "control/" under the working directory unless told.
+    _broker_control_dir = VAR_DIR / "broker-control"
+    _broker_control_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        "control_folder": str(_broker_control_dir),
         "store_processed": False,
         "polling_interval": 0.1,
     }

@@ -30,6 +30,7 @@
   var runError = $("run-error");
   var runNotice = $("run-notice");
   var runCanonical = $("run-url-canonical");
+  var runUsed = $("run-url-used");
   var stepper = $("run-stepper");
   var startupBox = $("startup");
   var matchesPanel = document.getElementById("matches");
@@ -45,6 +46,17 @@
   var tickTimer = null;
   // The elapsed counter ticks locally between polls from the last value the API gave.
   var clock = { baseMs: 0, at: 0, running: false };
+
+  // A founder types "acme.com" far more often than "https://acme.com": without a scheme the
+  // page assumes https:// and says so. Anything that names a scheme ("ftp://", "mailto:") is
+  // sent as typed, so the API's own message explains what it accepts; "acme.com:8080" has a
+  // port, not a scheme. The API itself takes only full http(s) URLs, as its schema says.
+  var SCHEME = /^[a-z][a-z0-9+.-]*:(?!\d)/i;
+
+  function urlWithScheme(typed) {
+    if (SCHEME.test(typed)) return { url: typed, assumed: false };
+    return { url: "https://" + typed.replace(/^\/\//, ""), assumed: true };
+  }
 
   function csrfToken() {
     var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -345,7 +357,7 @@
     }, delay);
   }
 
-  function startRun(submission) {
+  function startRun(submission, sent) {
     generation += 1;
     var gen = generation;
     stopPolling();
@@ -362,6 +374,8 @@
       startup: null,
       error: null,
     });
+    runUsed.textContent = sent.assumed ? "No scheme given, so we used " + sent.url + "." : "";
+    show(runUsed, sent.assumed);
     show(runPanel, true);
     poll(submission.run_id, gen, 0);
   }
@@ -375,13 +389,14 @@
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    var url = input.value.trim();
+    var typed = input.value.trim();
     setFormError("");
-    if (!url) {
-      setFormError("Enter your startup's website, like https://your-startup.com.");
+    if (!typed) {
+      setFormError("Enter your startup's website, like your-startup.com.");
       input.focus();
       return;
     }
+    var sent = urlWithScheme(typed);
     setBusy(true);
     fetch(submitUrl, {
       method: "POST",
@@ -391,7 +406,7 @@
         "X-CSRFToken": csrfToken(),
       },
       credentials: "same-origin",
-      body: JSON.stringify({ url: url }),
+      body: JSON.stringify({ url: sent.url }),
     })
       .then(function (response) {
         return readJson(response).then(function (body) {
@@ -405,11 +420,12 @@
             return;
           }
           if (!response.ok || !body || !body.run_id) {
-            setFormError(errorMessage(body, response.status));
+            var message = errorMessage(body, response.status);
+            setFormError(sent.assumed && response.status === 400 ? message + " (We tried " + sent.url + ".)" : message);
             input.focus();
             return;
           }
-          startRun(body);
+          startRun(body, sent);
         });
       })
       .catch(function () {
