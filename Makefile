@@ -82,16 +82,16 @@ test: install chromium services testdb lint typecheck
 BENCH_REDIS_ARG = $(if $(BENCH_REDIS_URL),--redis-url $(BENCH_REDIS_URL))
 
 bench-runs: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/runs.py $(BENCH_REDIS_ARG)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench.runs $(BENCH_REDIS_ARG)
 
 bench-queue: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/queue.py $(BENCH_REDIS_ARG)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench.queue $(BENCH_REDIS_ARG)
 
 bench-proposals: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/proposals.py
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench.proposals
 
 bench-feed: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/feed.py
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench.feed
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

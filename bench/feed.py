@@ -2,8 +2,9 @@
 
 One command:
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/matchplatform .venv/bin/python bench/feed.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/matchplatform .venv/bin/python -m bench.feed
     make bench-feed
+    .venv/bin/python -m bench.feed --quick   # tiny sizes, seconds, no targets (make test runs it)
 
 The bench never touches the database named by ``DATABASE_URL``: it creates its own
 ``<name>_bench_feed`` next to it, migrates it, loads it with set-based SQL (200k members,
@@ -17,7 +18,7 @@ in with real Django sessions, and measures, for each sort (newest, compatibility
 expiring_soon) and depth (page 1, page 100), closed-loop GETs from 8 client processes:
 
 * keyset: ``/api/matches/?sort=S`` and, for page 100, ``&cursor=`` the cursor found by walking
-  pages 1..99 with ``next_cursor`` beforehand (in process, through ``proposals.feed.feed_page``);
+  pages 1..99 with ``next_cursor`` beforehand (in process, through ``proposals.matches.selectors.feed_page``);
 * offset: ``/bench/matches-offset/?sort=S&page=N``, the same feed (same filters, order and
   serialization) paged by OFFSET/LIMIT (``bench/feed_support/offset.py``).
 
@@ -31,75 +32,37 @@ both a plain SQL ORDER BY and the OFFSET pages, in process and over HTTP). Exit 
 any fails.
 """
 
-# ruff: noqa: E402 - the sys.path fix below must run before any project import.
-
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder would sit first on sys.path (bench/proposals.py would
-# shadow the ``proposals`` app); put the project root first instead.
-_HERE = Path(__file__).resolve().parent
-ROOT = _HERE.parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import argparse
 import contextlib
 import math
 import os
 import platform
-import signal
+import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 import psycopg
 
-from bench.runs_support.infra import (
-    BenchError,
-    Child,
-    bench_database,
-    database_drop,
-    database_recreate,
-    free_port,
-    http_wait,
-    stop_on_signals,
-)
+from bench.common.db import bench_database, database_migrate, database_recreate
+from bench.common.env import DEFAULT_DATABASE_URL, ROOT, BenchError, bench_env, django_setup, quick_parse, redis_check
+from bench.common.frame import bench_frame
+from bench.common.procs import Child, free_port, http_wait
+from bench.common.report import fmt_ms, fmt_x, log, pct, verdict
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/matchplatform"
 SUFFIX = "_bench_feed"
 SORTS = ("newest", "compatibility", "expiring_soon")
 MODES = ("keyset", "offset")
 TARGET_P95_MS = 50.0
 TARGET_DEPTH_RATIO = 1.2
 REUSE_MAX_AGE_H = 20.0  # the open pending matches expire from 1 day after the load on
-
-_T0 = time.monotonic()
-
-
-def log(message: str) -> None:
-    load = os.getloadavg()[0]
-    print(f"[{time.monotonic() - _T0:7.1f}s load {load:4.1f}] {message}", flush=True)
-
-
-def pct(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) if values.size else math.nan
-
-
-def fmt_ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:,.1f}"
-
-
-def fmt_x(value: float) -> str:
-    return "-" if math.isnan(value) or math.isinf(value) else f"{value:,.2f}"
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -242,7 +205,9 @@ def explain_section(*, members: Sequence[int], walks: dict[Any, Any], depth: int
 
     from bench.feed_support.offset import offset_page
     from bench.feed_support.walk import explain_page
-    from proposals.feed import Cursor, FeedQuery, feed_page
+    from proposals.matches.cursor import Cursor
+    from proposals.matches.params import FeedQuery
+    from proposals.matches.selectors import feed_page
 
     lines: list[str] = []
     bad_plans: list[str] = []
@@ -314,13 +279,13 @@ def table_print(results: Results, *, depth: int, concurrency: int, loads: list[f
             kp95, op95 = pct(k.latency_ms, 95), pct(o.latency_ms, 95)
             print(
                 f"{sort:<13} | {f'page {d}':<8} | {fmt_ms(pct(k.latency_ms, 50)):>10} | {fmt_ms(kp95):>10} |"
-                f" {fmt_ms(pct(o.latency_ms, 50)):>10} | {fmt_ms(op95):>10} | {fmt_x(op95 / kp95) + 'x':>17}"
+                f" {fmt_ms(pct(o.latency_ms, 50)):>10} | {fmt_ms(op95):>10} | {fmt_x(op95 / kp95, digits=2):>17}"
             )
     parts = []
     for sort in SORTS:
         k = _p95(results, "keyset", sort, depth) / _p95(results, "keyset", sort, 1)
         o = _p95(results, "offset", sort, depth) / _p95(results, "offset", sort, 1)
-        parts.append(f"{sort} keyset {fmt_x(k)} (offset {fmt_x(o)})")
+        parts.append(f"{sort} keyset {fmt_x(k, digits=2)} (offset {fmt_x(o, digits=2)})")
     print(f"page {depth} p95 ÷ page 1 p95: " + "; ".join(parts))
 
 
@@ -389,32 +354,29 @@ def table_server(results: Results, *, depth: int) -> None:
 
 
 def verdict_print(
-    results: Results, *, depth: int, checks: list[tuple[str, bool, str]], bad_plans: list[str] | None
+    results: Results, *, depth: int, checks: list[tuple[str, bool, str]], bad_plans: list[str] | None, quick: bool
 ) -> bool:
     print()
     print("== targets ==")
-    ok_all = True
+    gating: list[bool] = []
     for sort in SORTS:
         for d in (1, depth):
             p95 = _p95(results, "keyset", sort, d)
-            ok = p95 <= TARGET_P95_MS
-            ok_all &= ok
-            verdict = "PASS" if ok else "FAIL"
-            print(f"{verdict}  keyset p95 {sort}, page {d}: {fmt_ms(p95)} ms <= {TARGET_P95_MS:.0f} ms")
+            text = f"keyset p95 {sort}, page {d}: {fmt_ms(p95)} ms <= {TARGET_P95_MS:.0f} ms"
+            gating.append(verdict(p95 <= TARGET_P95_MS, text, quick=quick))
     for sort in SORTS:
         p1 = _p95(results, "keyset", sort, 1)
         pd = _p95(results, "keyset", sort, depth)
         ratio = pd / p1
-        ok = ratio <= TARGET_DEPTH_RATIO
-        ok_all &= ok
-        print(
-            f"{'PASS' if ok else 'FAIL'}  keyset page {depth} p95 ÷ page 1 p95, {sort}: {fmt_ms(pd)} / {fmt_ms(p1)} ="
-            f" {fmt_x(ratio)} <= {TARGET_DEPTH_RATIO}"
+        text = (
+            f"keyset page {depth} p95 ÷ page 1 p95, {sort}: {fmt_ms(pd)} / {fmt_ms(p1)} ="
+            f" {fmt_x(ratio, digits=2)} <= {TARGET_DEPTH_RATIO}x"
         )
+        gating.append(verdict(ratio <= TARGET_DEPTH_RATIO, text, quick=quick))
     failed = [c for c in checks if not c[1]]
     for label, ok, detail in checks:
         print(f"    check {'ok' if ok else 'FAIL'}: {label}: {detail}")
-    print(f"{'PASS' if not failed else 'FAIL'}  correctness: {len(checks) - len(failed)}/{len(checks)} checks ok")
+    gating.append(verdict(not failed, f"correctness: {len(checks) - len(failed)}/{len(checks)} checks ok"))
     if bad_plans is not None:
         print(
             f"{'note' if bad_plans else 'ok  '}  (not gating) keyset pages read their ids by index ranges on"
@@ -423,7 +385,7 @@ def verdict_print(
         )
         for line in bad_plans:
             print(f"        {line}")
-    return ok_all and not failed
+    return all(gating)
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -463,7 +425,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the bench database at the end")
     p.add_argument("--reuse", action="store_true", help="reuse a complete load of the same parameters (implies --keep)")
     p.add_argument("--no-explain", action="store_true", help="skip the EXPLAIN ANALYZE section")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--cache-url",
+        default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
+        help="the Redis cache (and sessions) of the served project (default $BENCH_CACHE_URL or redis db 12)",
+    )
+    quick = {
+        "matches": 20_000,
+        "members": 2_000,
+        "heavy_members": 4,
+        "heavy_matches": 120,
+        "events": 10,
+        "depth": 5,
+        "concurrency": 2,
+        "requests": 8,
+        "rounds": 1,
+        "warmup": 1,
+        "baseline_requests": 2,
+        "workers": 2,
+        "walk_procs": 1,
+        "cell_timeout": 30.0,
+        "max_seconds": 300,
+    }
+    args = quick_parse(p, argv, quick)
     if args.reuse:
         args.keep = True
     if args.depth < 2 or args.heavy_matches < args.depth * 20 or args.concurrency < 1 or args.rounds < 1:
@@ -473,7 +457,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def data_ready(*, args: argparse.Namespace, db: Any, dsn: str, plan: Any) -> str:
     """Reuse the bench database or (re)create, migrate and load it; the line saying which."""
-    from django.core.management import call_command
     from django.db import connections
 
     from bench.feed_support.load import load, meta_write, plan_dict
@@ -496,7 +479,7 @@ def data_ready(*, args: argparse.Namespace, db: Any, dsn: str, plan: Any) -> str
         log(f"not reusing {db.name}: {why}; loading")
     connections.close_all()
     database_recreate(db)
-    call_command("migrate", verbosity=0, interactive=False)
+    database_migrate()
     log(
         f"created and migrated {db.name}; loading {plan.matches:,} matches, {plan.members:,} members"
         f" ({plan.clients} heavy with {plan.client_matches:,} matches each), {plan.events} events;"
@@ -624,46 +607,42 @@ def cells_measure(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     db = bench_database(base_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, suffix=SUFFIX)
-    dsn = db.url.replace("postgres://", "postgresql://", 1)
-    env = dict(os.environ)
-    env.update(
+    redis_check(args.cache_url)
+    dsn = db.dsn
+    env = bench_env(
         DATABASE_URL=db.url,
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
         DJANGO_SETTINGS_MODULE="bench.feed_support.settings",
         DJANGO_ENV="development",
         # The configuration the README gives for more than one web process: the cache (and
         # with it the sessions) on Redis.
-        CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
-        OPS_WAKE_WORKERS="false",
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
+        CACHE_URL=args.cache_url,
+        # gunicorn's workers pool: a connection per thread at most (sync: one request at a
+        # time, so one).
+        DB_POOL_MIN_SIZE="1",
+        DB_POOL_MAX_SIZE=str(args.threads if args.worker_class == "gthread" else 1),
     )
-    for key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ENV", "CACHE_URL", "OPS_WAKE_WORKERS", "DEBUG"):
-        os.environ[key] = env[key]
-    # This process forks the walkers, which must not inherit a connection pool (its threads,
-    # its idle connections). gunicorn's workers pool: a connection per thread at most (sync:
-    # one request at a time, so one).
-    os.environ["DB_POOL"] = "false"
-    env["DB_POOL_MIN_SIZE"] = "1"
-    env["DB_POOL_MAX_SIZE"] = str(args.threads if args.worker_class == "gthread" else 1)
-    os.environ["LOG_LEVEL"] = "WARNING"
     logdir = Path(tempfile.mkdtemp(prefix="bench_feed_"))
     server: Child | None = None
     cookies: dict[int, str] = {}
     passed = False
-    django_ready = False
 
-    stop_on_signals(args.max_seconds)
-    try:
-        import django
+    def cleanup() -> None:
+        if server is not None:
+            server.stop(grace=10)
+        if cookies and args.keep:
+            with contextlib.suppress(Exception):
+                sessions_delete(cookies)
+        log(f"logs in {logdir}")
 
-        django.setup()
-        django_ready = True
+    with bench_frame(db=db, keep=args.keep, max_seconds=args.max_seconds, cleanup=cleanup):
+        # This process forks the walkers, which must not inherit a connection pool (its
+        # threads, its idle connections).
+        django_setup(env, DB_POOL="false")
         from django.db import connections
 
         from bench.feed_support.load import LoadPlan, load_checks, status_mix
         from bench.feed_support.walk import walks_checked
+        from proposals.matches.terms import PAGE_SIZE_DEFAULT
 
         plan = LoadPlan(
             members=args.members,
@@ -676,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan.check()
         log(f"bench database {db.name}; logs in {logdir}")
         load_line = data_ready(args=args, db=db, dsn=dsn, plan=plan)
-        checks = load_checks(dsn, plan)
+        checks = load_checks(dsn, plan, min_items=args.depth * PAGE_SIZE_DEFAULT)
         for label, ok, detail in checks:
             log(f"check {'ok' if ok else 'FAIL'}: {label}: {detail}")
         log(f"status mix now: {status_mix(dsn)}")
@@ -795,26 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("EXPLAIN (ANALYZE, BUFFERS) of the feed-item queries the ORM runs for one page (warm, in process):")
             for line in explain_lines:
                 print(f"  {line}")
-        passed = verdict_print(results, depth=d, checks=checks, bad_plans=bad_plans)
-    except KeyboardInterrupt as exc:
-        log(f"interrupted ({exc}); cleaning up")
-    except BenchError as exc:
-        log(f"bench error: {exc}")
-    finally:
-        signal.alarm(0)
-        if server is not None:
-            server.stop(grace=10)
-        if django_ready:
-            from django.db import connections
-
-            if cookies and args.keep:
-                with contextlib.suppress(Exception):
-                    sessions_delete(cookies)
-            connections.close_all()
-        if not args.keep:
-            with contextlib.suppress(Exception):
-                database_drop(db)
-        log(f"done; bench database {db.name} {'kept' if args.keep else 'dropped'}; logs in {logdir}")
+        passed = verdict_print(results, depth=d, checks=checks, bad_plans=bad_plans, quick=args.quick)
     return 0 if passed else 1
 
 

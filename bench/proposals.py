@@ -2,8 +2,9 @@
 
 One command:
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/matchplatform .venv/bin/python bench/proposals.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/matchplatform .venv/bin/python -m bench.proposals
     make bench-proposals
+    .venv/bin/python -m bench.proposals --quick   # tiny sizes, seconds, no targets (make test runs it)
 
 The bench never touches the database named by ``DATABASE_URL``: it drops and recreates its
 own ``<name>_bench_proposals`` next to it, migrates it, and drops it at the end. Loopback
@@ -22,20 +23,7 @@ only; no Redis, no Celery (the services are called directly, as beat's tick call
    one process. Lag per proposal = (first seen finalized | finalized_at) - deadline.
 """
 
-# ruff: noqa: E402 - the sys.path fix below must run before any import of ``proposals``.
-
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder would sit first on sys.path and this very file would
-# shadow the ``proposals`` app; put the project root first instead.
-_HERE = Path(__file__).resolve().parent
-ROOT = _HERE.parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import argparse
 import contextlib
@@ -43,42 +31,26 @@ import math
 import os
 import platform
 import random
-import signal
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.runs_support.infra import (
-    BenchDatabase,
-    BenchError,
-    Child,
-    bench_database,
-    database_drop,
-    database_recreate,
-    stop_on_signals,
-)
+from bench.common.db import BenchDatabase, bench_database, database_migrate, database_recreate, one
+from bench.common.env import DEFAULT_DATABASE_URL, ROOT, bench_env, django_setup, quick_parse
+from bench.common.frame import bench_frame
+from bench.common.procs import Child
+from bench.common.report import fmt_x, log, pct, verdict
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/matchplatform"
 SUFFIX = "_bench_proposals"
 TARGET_REFILL_S = 1.0
-TARGET_LAG_P99_S = 10.0
+TARGET_LAG_P99_S = 3.0
 TICK_LEAD_S = 0.2  # in the production-cadence run, a tick starts this long before the deadline
-
-_T0 = time.monotonic()
-
-
-def log(message: str) -> None:
-    load = os.getloadavg()[0]
-    print(f"[{time.monotonic() - _T0:7.1f}s load {load:4.1f}] {message}", flush=True)
-
-
-def pct(values: np.ndarray | Sequence[float], q: float) -> float:
-    array = np.asarray(values, dtype=float)
-    return float(np.percentile(array, q)) if array.size else math.nan
 
 
 def fmt_s(value: float, *, estimated: bool = False) -> str:
@@ -90,10 +62,6 @@ def fmt_s(value: float, *, estimated: bool = False) -> str:
 
 def fmt_lag(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:,.2f}"
-
-
-def fmt_x(value: float) -> str:
-    return "-" if math.isnan(value) or math.isinf(value) else f"{value:,.1f}x"
 
 
 def peak_rss_reset() -> None:
@@ -384,7 +352,7 @@ def part_finalize(
         if slack < 0.5:
             note = f"finalizers were ready only {slack:.1f}s before the deadline (raise --lead)"
         log(f"  {variant.label}: {variant.procs} finalizer process(es) ready {slack:.1f}s before the deadline")
-        seen = poll_until_final(dsn=db.url.replace("postgres://", "postgresql://", 1), ids=scenario.ids, until=until)
+        seen = poll_until_final(dsn=db.dsn, ids=scenario.ids, until=until)
         log(
             f"  {variant.label}: all finalized {max(seen.at.values(), default=deadline) - deadline:.2f}s after the"
             f" deadline ({seen.polls} polls)" + (" - TIMED OUT" if seen.timed_out else "")
@@ -464,7 +432,7 @@ def table_finalize(reports: list[FinalReport]) -> None:
 
 
 # -- verdict ----------------------------------------------------------------------------
-def verdict_print(refills: list[ScaleReport], finals: list[FinalReport], *, members: int) -> bool:
+def verdict_print(refills: list[ScaleReport], finals: list[FinalReport], *, members: int, quick: bool) -> bool:
     print()
     print(f"== targets ({members:,} members) ==")
     gating: list[bool] = []
@@ -473,32 +441,34 @@ def verdict_print(refills: list[ScaleReport], finals: list[FinalReport], *, memb
             continue
         total = pct(r.ours_total(), 50)
         queue = pct([x.refill_s for x in r.ours], 50)
-        ok = total <= TARGET_REFILL_S
-        tag = "" if r.scale.is_default else "  (preset, reported, not gating)"
-        print(
-            f"{'PASS' if ok else 'FAIL'}  refill from empty at scale {r.scale.name}: queue + voting set p50"
-            f" {fmt_s(total)} (queue {fmt_s(queue)}, max {fmt_s(max(r.ours_total()))}) <= {TARGET_REFILL_S:.0f} s{tag}"
+        ok = verdict(
+            total <= TARGET_REFILL_S,
+            f"refill from empty at scale {r.scale.name}: queue + voting set p50 {fmt_s(total)} (queue {fmt_s(queue)},"
+            f" max {fmt_s(max(r.ours_total()))}) <= {TARGET_REFILL_S:.0f} s",
+            quick=quick,
         )
-        if r.scale.is_default:
-            gating.append(ok)
-    for r in finals:
-        if r.variant.key == "naive":
+        gating.append(ok)
+    for final in finals:
+        if final.variant.key == "naive":
             continue
-        p99 = pct(r.visible, 99)
-        ok = p99 <= TARGET_LAG_P99_S and r.visible.size == r.n
-        tag = "  (prototype, not gating)" if r.variant.key == "setbased" else ""
-        print(
-            f"{'PASS' if ok else 'FAIL'}  finalization lag p99 {fmt_lag(p99)} s <= {TARGET_LAG_P99_S:.0f} s"
-            f" ({r.variant.label}; by finalized_at {fmt_lag(pct(r.stamped, 99))} s){tag}"
+        p99 = pct(final.visible, 99)
+        tag = "  (prototype, not gating)" if final.variant.key == "setbased" else ""
+        ok = verdict(
+            p99 <= TARGET_LAG_P99_S,
+            f"finalization lag p99 {fmt_lag(p99)} s <= {TARGET_LAG_P99_S:.0f} s"
+            f" ({final.variant.label}; by finalized_at {fmt_lag(pct(final.stamped, 99))} s){tag}",
+            quick=quick,
         )
+        every = final.visible.size == final.n
+        if not every:
+            verdict(False, f"{final.variant.label}: {final.visible.size} of {final.n} proposals seen finalized{tag}")
         if not tag:
-            gating.append(ok)
+            gating += [ok, every]
     checks = [c for r in refills for c in r.checks] + [
         c for r in finals if r.variant.key != "setbased" for c in r.checks
     ]
     failed = [c for c in checks if not c[1]]
-    print(f"{'PASS' if not failed else 'FAIL'}  correctness checks: {len(checks) - len(failed)}/{len(checks)} ok")
-    gating.append(not failed)
+    gating.append(verdict(not failed, f"correctness checks: {len(checks) - len(failed)}/{len(checks)} ok"))
     return bool(gating) and all(gating)
 
 
@@ -525,7 +495,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-seconds", type=float, default=900, help="hard bound on the whole bench (default 900)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database at the end (debugging)")
-    args = parser.parse_args(argv)
+    quick = {
+        "members": 3000,
+        "scales": "default,medium",
+        "reps": 1,
+        "naive_budget": 0.5,
+        "final_count": 60,
+        "fast_period": 0.5,
+        "tick_period": 1.0,
+        "lead": 2.5,
+        "final_timeout": 20.0,
+        "max_seconds": 300,
+    }
+    args = quick_parse(parser, argv, quick)
     args.scale_names = [s.strip() for s in args.scales.split(",") if s.strip()]
     args.parts = {s.strip() for s in args.only.split(",") if s.strip()}
     if args.members < 2 * args.final_count + 20 or args.reps < 1 or args.final_count < 1:
@@ -536,53 +518,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     db = bench_database(base_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, suffix=SUFFIX)
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=db.url,
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
-        DJANGO_SETTINGS_MODULE="matchplatform.settings",
-        CACHE_URL="",
-        OPS_WAKE_WORKERS="false",
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
-        # Every Django process here (this one, the finalizers) runs its queries on one thread:
-        # a pool's one connection is all it needs.
-        DB_POOL_MIN_SIZE="1",
-        DB_POOL_MAX_SIZE="1",
-    )
-    for key in (
-        "DATABASE_URL",
-        "DJANGO_SETTINGS_MODULE",
-        "CACHE_URL",
-        "OPS_WAKE_WORKERS",
-        "DEBUG",
-        "LOG_LEVEL",
-        "DB_POOL_MIN_SIZE",
-        "DB_POOL_MAX_SIZE",
-    ):
-        os.environ[key] = env[key]
+    # Every Django process here (this one, the finalizers) runs its queries on one thread:
+    # a pool's one connection is all it needs.
+    env = bench_env(DATABASE_URL=db.url, DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="1")
     logdir = Path(tempfile.mkdtemp(prefix="bench_proposals_"))
     refills: list[ScaleReport] = []
     finals: list[FinalReport] = []
     passed = False
-    django_ready = False
 
-    stop_on_signals(args.max_seconds)
-    try:
+    with bench_frame(db=db, keep=args.keep_db, max_seconds=args.max_seconds, cleanup=lambda: log(f"logs in {logdir}")):
         log(f"bench database {db.name} (drop + create), logs in {logdir}")
         database_recreate(db)
-        import django
-
-        django.setup()
-        django_ready = True
+        django_setup(env)
         from django.conf import settings
-        from django.core.management import call_command
 
         from bench.proposals_support.seed import member_profile_matches, members_draw, members_seed
-        from bench.proposals_support.state import audit_install, one
+        from bench.proposals_support.state import audit_install
 
-        call_command("migrate", verbosity=0, interactive=False)
+        database_migrate()
         audit_install()
         pg_version = one("SELECT current_setting('server_version')")
         sync_commit = one("SELECT current_setting('synchronous_commit')")
@@ -652,21 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" with a tick starting {TICK_LEAD_S:g}s before the deadline (the worst phase: nothing is due yet, so"
                 f" everything waits for the next tick); on average a deadline waits half a period less."
             )
-        passed = verdict_print(refills, finals, members=args.members)
-    except KeyboardInterrupt as exc:
-        log(f"interrupted ({exc}); cleaning up")
-    except BenchError as exc:
-        log(f"bench error: {exc}")
-    finally:
-        signal.alarm(0)
-        if django_ready:
-            from django.db import connections
-
-            connections.close_all()
-        if not args.keep_db:
-            with contextlib.suppress(Exception):
-                database_drop(db)
-        log(f"done; bench database {'kept' if args.keep_db else 'dropped'}; logs in {logdir}")
+        passed = verdict_print(refills, finals, members=args.members, quick=args.quick)
     return 0 if passed else 1
 
 

@@ -2,8 +2,9 @@
 
 One command:
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/matchplatform .venv/bin/python bench/runs.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/matchplatform .venv/bin/python -m bench.runs
     make bench-runs
+    .venv/bin/python -m bench.runs --quick   # tiny sizes, seconds, no targets (make test runs it)
 
 The bench never touches the database named by ``DATABASE_URL``: it drops and recreates its
 own ``<name>_bench_runs`` next to it, migrates it, and drops it at the end. Celery uses
@@ -27,20 +28,7 @@ submitted as soon as one is finished, each for the next demo startup in turn. La
 wall time from the first submit to the last completion.
 """
 
-# ruff: noqa: E402 - the sys.path fix below must run before any import of ``runs``.
-
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder would sit first on sys.path and this very file would
-# shadow the ``runs`` app; put the project root first instead.
-_HERE = Path(__file__).resolve().parent
-ROOT = _HERE.parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import argparse
 import contextlib
@@ -48,14 +36,29 @@ import math
 import os
 import platform
 import shutil
-import signal
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from bench.common.db import BenchDatabase, bench_database, database_migrate, database_recreate
+from bench.common.env import (
+    DEFAULT_DATABASE_URL,
+    ROOT,
+    BenchError,
+    bench_env,
+    django_setup,
+    quick_parse,
+    redis_check,
+    redis_flush,
+)
+from bench.common.frame import bench_frame
+from bench.common.procs import Child, free_port, http_wait
+from bench.common.report import fmt_ms, fmt_x, log, pct, verdict
 from bench.runs_support.driver import (
     STALL_SECONDS,
     LoopResult,
@@ -67,21 +70,7 @@ from bench.runs_support.driver import (
     stage_breakdown,
     url_cycle,
 )
-from bench.runs_support.infra import (
-    BenchDatabase,
-    BenchError,
-    Child,
-    bench_database,
-    database_drop,
-    database_recreate,
-    free_port,
-    http_wait,
-    redis_check,
-    redis_flush,
-    stop_on_signals,
-)
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/matchplatform"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 SUFFIX = "_bench_runs"
 WORKERS = 2
@@ -94,31 +83,12 @@ TARGET_P999_MS = 2000.0
 TARGET_RELOAD_RATIO = 8.0
 TARGET_SIZE = 1_000_000
 
-_T0 = time.monotonic()
-
-
-def log(message: str) -> None:
-    load = os.getloadavg()[0]
-    print(f"[{time.monotonic() - _T0:7.1f}s load {load:4.1f}] {message}", flush=True)
-
 
 def process_of(owner: str) -> str:
     """The worker process behind a lease owner ("w-<pid>-<random>"): ``ops.worker.worker_id``
     can hand one process two ids (see the report), so group by pid."""
     parts = owner.split("-")
     return parts[1] if len(parts) >= 3 else owner
-
-
-def pct(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) if values.size else math.nan
-
-
-def fmt_ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
-
-
-def fmt_x(value: float) -> str:
-    return "-" if math.isnan(value) or math.isinf(value) else f"{value:,.1f}x"
 
 
 @dataclass
@@ -164,48 +134,21 @@ class SizeReport:
 
 
 # -- setup ------------------------------------------------------------------------------
-def child_env(*, redis_url: str, claim_batch: int | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
-        DJANGO_SETTINGS_MODULE="matchplatform.settings",
+def child_env(*, db: BenchDatabase, redis_url: str, claim_batch: int | None) -> dict[str, str]:
+    env = bench_env(
+        DATABASE_URL=db.url,
         CELERY_BROKER_URL=redis_url,
         CELERY_TASK_ALWAYS_EAGER="false",
         OPS_WAKE_WORKERS="true",
         RUNS_SUBMIT_RATE="1000000/min",
-        CACHE_URL="",  # the throttle counts in each process's memory; no shared cache touched
-        DEBUG="false",
         # Web: at most WEB_POOL_MAX connections however many requests are in flight. The
         # other Django processes (this one, the alternatives' workers) run one thread each.
         DB_POOL_MIN_SIZE="1",
         DB_POOL_MAX_SIZE=str(WEB_POOL_MAX),
-        LOG_LEVEL="WARNING",
     )
     if claim_batch is not None:
         env["RUNS_CLAIM_BATCH"] = str(claim_batch)
     return env
-
-
-def django_setup(*, db: BenchDatabase, env: dict[str, str]) -> None:
-    for key in (
-        "DATABASE_URL",
-        "CELERY_BROKER_URL",
-        "CELERY_TASK_ALWAYS_EAGER",
-        "OPS_WAKE_WORKERS",
-        "RUNS_SUBMIT_RATE",
-        "CACHE_URL",
-        "DEBUG",
-        "LOG_LEVEL",
-        "DJANGO_SETTINGS_MODULE",
-        "RUNS_CLAIM_BATCH",
-    ):
-        if key in env:
-            os.environ[key] = env[key]
-    assert os.environ["DATABASE_URL"] == db.url
-    import django
-
-    django.setup()
 
 
 def investors_grow(*, target: int) -> tuple[int, float]:
@@ -575,12 +518,12 @@ def table_print(report: SizeReport) -> None:
             + ("the maximum" if ours.n < 1000 else f"between the {ours.n - 1}th and {ours.n}th of the sorted sample")
             + f"); mean {d.mean():,.1f} ms, max {d.max():,.0f} ms; {ours.detail}"
         )
-        c, s = report.client_ms, report.submit_ms
+        c, post = report.client_ms, report.submit_ms
         if c.size:
             print(
                 "ours, seen by the client (HTTP POST start -> a 4 ms poll sees ready):"
                 f" p50 {pct(c, 50):,.1f} ms, p95 {pct(c, 95):,.1f} ms, p99.9 {pct(c, 99.9):,.0f} ms;"
-                f" the POST alone p50 {pct(s, 50):,.1f} ms, p95 {pct(s, 95):,.1f} ms"
+                f" the POST alone p50 {pct(post, 50):,.1f} ms, p95 {pct(post, 95):,.1f} ms"
             )
     print("ratios: ours ÷ alt is how many times ours is better (alt p50 / ours p50; ours runs/s / alt runs/s)")
     if report.stages:
@@ -593,47 +536,56 @@ def table_print(report: SizeReport) -> None:
         print(f"  check {'ok  ' if ok else 'FAIL'} {label}: {detail}")
 
 
-def verdict_print(reports: list[SizeReport]) -> bool:
+def verdict_print(reports: list[SizeReport], *, quick: bool) -> bool:
     print()
     target = next((r for r in reports if r.size == TARGET_SIZE), None)
+    if quick:
+        target = reports[-1] if reports else None
     if target is None:
         print(f"targets apply at {TARGET_SIZE:,} investors, which this run did not include: no verdict")
-        return all(ok for r in reports for _, ok, _ in r.checks)
+        checks_ok = all(ok for r in reports for _, ok, _ in r.checks)
+        return verdict(checks_ok, "correctness checks at every size (ready, RUNS_TOP_K rows, same top-10 as SQL)")
     ours = target.systems.get("ours")
     reload = target.systems.get("reload")
-    lines: list[tuple[bool, str]] = []
+    gating: list[bool] = []
+    print(f"== targets at {target.size:,} investors ==")
     if ours is None or not ours.n:
-        lines.append((False, "ours produced no measured runs at 1M"))
+        gating.append(verdict(False, f"ours produced no measured runs at {target.size:,}"))
     else:
-        lines.append((ours.p50 <= TARGET_P50_MS, f"warm p50 {ours.p50:,.1f} ms <= {TARGET_P50_MS:,.0f} ms"))
-        lines.append(
-            (ours.p999 <= TARGET_P999_MS, f"warm p99.9 {ours.p999:,.0f} ms <= {TARGET_P999_MS:,.0f} ms (n={ours.n})")
+        gating.append(
+            verdict(ours.p50 <= TARGET_P50_MS, f"warm p50 {ours.p50:,.1f} ms <= {TARGET_P50_MS:,.0f} ms", quick=quick)
+        )
+        gating.append(
+            verdict(
+                ours.p999 <= TARGET_P999_MS,
+                f"warm p99.9 {ours.p999:,.0f} ms <= {TARGET_P999_MS:,.0f} ms (n={ours.n})",
+                quick=quick,
+            )
         )
         if reload is None or not reload.n:
-            lines.append((False, "no reload alternative measured"))
+            gating.append(verdict(False, "no reload alternative measured"))
         else:
             rps_ratio = ours.rps / reload.rps if reload.rps else math.inf
             p50_ratio = reload.p50 / ours.p50 if ours.p50 else math.inf
-            lines.append(
-                (
+            gating.append(
+                verdict(
                     rps_ratio >= TARGET_RELOAD_RATIO,
                     f"throughput {ours.rps:,.2f} vs {reload.rps:,.2f} runs/s = {rps_ratio:,.1f}x the reload"
                     f" alternative >= {TARGET_RELOAD_RATIO:.0f}x",
+                    quick=quick,
                 )
             )
-            lines.append(
-                (
+            gating.append(
+                verdict(
                     p50_ratio >= TARGET_RELOAD_RATIO,
                     f"p50 {reload.p50:,.0f} vs {ours.p50:,.1f} ms = {p50_ratio:,.1f}x faster than the reload"
                     f" alternative >= {TARGET_RELOAD_RATIO:.0f}x",
+                    quick=quick,
                 )
             )
-    checks_ok = all(ok for _, ok, _ in target.checks)
-    lines.append((checks_ok, "correctness checks at 1M (ready, RUNS_TOP_K rows, same top-10 as SQL)"))
-    print(f"== targets at {TARGET_SIZE:,} investors ==")
-    for ok, text in lines:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    return all(ok for ok, _ in lines)
+    checks_ok = all(ok for r in reports for _, ok, _ in r.checks)
+    gating.append(verdict(checks_ok, "correctness checks (ready, RUNS_TOP_K rows, same top-10 as SQL)"))
+    return all(gating)
 
 
 # -- main -------------------------------------------------------------------------------
@@ -654,7 +606,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-diagnostics", action="store_true", help="skip timing corpus_load in the bench process")
     parser.add_argument("--max-seconds", type=float, default=1800, help="hard bound on the whole bench (default 1800)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database at the end (debugging)")
-    args = parser.parse_args(argv)
+    quick = {
+        "sizes": "2000,4000",  # two sizes: the corpus grows between them, and the all-sizes table
+        "runs": 16,
+        "single_runs": 4,
+        "reload_runs": 4,
+        "sql_runs": 4,
+        "startups": 40,
+        "warm_runs": 1,
+        "ours_timeout": 60.0,
+        "alt_timeout": 60.0,
+        "max_seconds": 300,
+    }
+    args = quick_parse(parser, argv, quick)
     args.size_list = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     if not args.size_list or min(args.size_list) <= 0:
         parser.error("--sizes needs positive integers")
@@ -667,33 +631,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     db = bench_database(base_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, suffix=SUFFIX)
     redis_check(args.redis_url)
-    env = child_env(redis_url=args.redis_url, claim_batch=args.claim_batch)
-    env["DATABASE_URL"] = db.url
+    env = child_env(db=db, redis_url=args.redis_url, claim_batch=args.claim_batch)
     children: list[Child] = []
     logdir = Path(tempfile.mkdtemp(prefix="bench_runs_"))
     watcher: Watcher | None = None
     reports: list[SizeReport] = []
     passed = False
 
-    stop_on_signals(args.max_seconds)
-    django_ready = False
-    try:
+    def cleanup() -> None:
+        for child in list(children):
+            child.stop(grace=5)
+        if watcher is not None:
+            with contextlib.suppress(Exception):
+                watcher.close()
+        with contextlib.suppress(Exception):
+            redis_flush(args.redis_url)
+        log(f"Redis db flushed; logs in {logdir}")
+
+    with bench_frame(db=db, keep=args.keep_db, max_seconds=args.max_seconds, cleanup=cleanup, stop_errors=(Stalled,)):
         log(f"bench database {db.name} (drop + create), Redis {args.redis_url} (FLUSHDB), logs in {logdir}")
         database_recreate(db)
-        django_setup(db=db, env=env)
-        django_ready = True
+        django_setup(env)
         from django.conf import settings
-        from django.core.management import call_command
 
         from runs.demo import demo_startup_url, startups_seed
 
-        call_command("migrate", verbosity=0, interactive=False)
+        database_migrate()
         redis_flush(args.redis_url)
         # The alternatives are submitted in this process: no Celery wake-up for them.
         settings.OPS_WAKE_WORKERS = False
         startups_seed(count=args.startups)
         urls = [demo_startup_url(i) for i in range(1, args.startups + 1)]
-        watcher = Watcher(db.url.replace("postgres://", "postgresql://", 1))
+        watcher = Watcher(db.dsn)
         pg_version, sync_commit = watcher.conn.execute(
             "SELECT current_setting('server_version'), current_setting('synchronous_commit')"
         ).fetchone() or ("?", "?")
@@ -759,30 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n=================== all sizes ===================")
             for report in reports:
                 table_print(report)
-        passed = verdict_print(reports)
-    except KeyboardInterrupt as exc:
-        log(f"interrupted ({exc}); cleaning up")
-    except BenchError as exc:
-        log(f"bench error: {exc}")
-    except Stalled as exc:
-        log(f"bench stopped, the pipeline is stuck: {exc}")
-    finally:
-        signal.alarm(0)
-        for child in list(children):
-            child.stop(grace=5)
-        if watcher is not None:
-            with contextlib.suppress(Exception):
-                watcher.close()
-        if django_ready:
-            from django.db import connections
-
-            connections.close_all()
-        if not args.keep_db:
-            with contextlib.suppress(Exception):
-                database_drop(db)
-        with contextlib.suppress(Exception):
-            redis_flush(args.redis_url)
-        log(f"done; bench database {'kept' if args.keep_db else 'dropped'}; Redis db flushed; logs in {logdir}")
+        passed = verdict_print(reports, quick=args.quick)
     return 0 if passed else 1
 
 

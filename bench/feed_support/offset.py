@@ -1,7 +1,7 @@
 """The plain alternative: the same feed, paged with OFFSET/LIMIT (``?page=N``).
 
 Same member, filters, order, statement and serialization as ``proposals.api.MatchFeedApi``
-(``proposals.feed``'s filters, row statement and ``item_data``); only the paging differs. The
+(``proposals.matches.sql``'s filters, row statement and ``item_data``); only the paging differs. The
 page's rows are picked the plain way: the feed rows joined to their match and member, ordered,
 then OFFSET and LIMIT, so the database joins every row it skips, as a ``select_related``
 queryset sliced by a paginator does (the feed picks ids from the index first; with that, a
@@ -27,10 +27,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from matchplatform.exceptions import InvalidInput
+from matchplatform.exceptions import ErrorCode, InvalidInput
 from ops.db import prepared_rows
-from proposals import feed
-from proposals.feed import PENDING, FeedPage, FeedQuery, event_exists, feed_query_parse, item_data
+from proposals.matches import sql as feed
+from proposals.matches.cards import item_data
+from proposals.matches.params import FeedQuery, feed_query_parse
+from proposals.matches.selectors import FeedPage, event_exists
+from proposals.matches.terms import PENDING
 
 PAGE_MAX = 100_000
 
@@ -62,14 +65,14 @@ def offset_page(*, user: User, query: FeedQuery, page: int) -> tuple[FeedPage, b
     if query.sort in ("newest", "compatibility"):
         column = "created_at" if query.sort == "newest" else "compatibility"
         picked = _picked(where, segment=0, column=column, descending=True, offset=offset, limit=want)
-        rows, read_at = feed._read(feed._statement(picked, feed._NEWEST_FIRST, clock), params)
+        rows, read_at = feed.rows_read(feed._statement(picked, feed._NEWEST_FIRST, clock), params)
     else:
         is_open = f"f.status = '{PENDING}' AND f.expires_at > {now}"
         rest_offset = offset
         if not query.statuses or PENDING in query.statuses:
             first = [*where, is_open]
             picked = _picked(first, segment=0, column="expires_at", descending=False, offset=offset, limit=want)
-            rows, read_at = feed._read(feed._statement(picked, feed._expiring_order("page"), clock), params)
+            rows, read_at = feed.rows_read(feed._statement(picked, feed._expiring_order("page"), clock), params)
             # Fewer than asked: the rest starts on this page (at 0), or, when the offset is
             # past every open match, that far into the rest.
             rest_offset = 0 if rows else max(offset - _count(first, params), 0)
@@ -78,7 +81,7 @@ def offset_page(*, user: User, query: FeedQuery, page: int) -> tuple[FeedPage, b
             picked = _picked(
                 rest, segment=1, column="created_at", descending=True, offset=rest_offset, limit=want - len(rows)
             )
-            more, read_at = feed._read(feed._statement(picked, feed._expiring_order("page"), clock), params)
+            more, read_at = feed.rows_read(feed._statement(picked, feed._expiring_order("page"), clock), params)
             rows += more
     has_next = len(rows) > size
     return FeedPage(items=rows[:size], next_cursor=None, now=read_at or timezone.now()), has_next
@@ -88,7 +91,9 @@ def page_parse(raw: str | None) -> int:
     text = (raw or "1").strip()
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= PAGE_MAX:
         raise InvalidInput(
-            f"page is a whole number from 1 to {PAGE_MAX}.", code="invalid_parameter", fields={"page": ["Invalid."]}
+            f"page is a whole number from 1 to {PAGE_MAX}.",
+            code=ErrorCode.INVALID_PARAMETER,
+            fields={"page": ["Invalid."]},
         )
     return int(text)
 
@@ -105,10 +110,10 @@ class OffsetFeedApi(APIView):
         params = request.query_params.copy()
         page = page_parse(params.pop("page", [None])[-1])
         if "cursor" in params:
-            raise InvalidInput("The offset feed pages by page, not cursor.", code="invalid_parameter")
+            raise InvalidInput("The offset feed pages by page, not cursor.", code=ErrorCode.INVALID_PARAMETER)
         query = feed_query_parse(params)
         if query.event_id is not None and not event_exists(query.event_id):
-            raise InvalidInput(f"There is no event {query.event_id}.", code="invalid_parameter")
+            raise InvalidInput(f"There is no event {query.event_id}.", code=ErrorCode.INVALID_PARAMETER)
         result, has_next = offset_page(user=user, query=query, page=page)
         data: dict[str, Any] = {
             "results": [item_data(item, now=result.now) for item in result.items],

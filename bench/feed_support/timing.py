@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
+
+from bench.common.db import queries_counted
 
 
 class TimingMiddleware:
@@ -22,18 +22,8 @@ class TimingMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        spent = [0.0, 0]
-
-        def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return execute(sql, params, many, context)
-            finally:
-                spent[0] += time.perf_counter() - t0
-                spent[1] += 1
-
-        with connection.execute_wrapper(wrapper):
+        with queries_counted() as spent:
             response = self.get_response(request)
         app_ms = (time.perf_counter() - started) * 1000
-        response["X-Bench-Timing"] = f"{app_ms:.3f};{spent[0] * 1000:.3f};{spent[1]};{os.getpid()}"
+        response["X-Bench-Timing"] = f"{app_ms:.3f};{spent.seconds * 1000:.3f};{spent.n};{os.getpid()}"
         return response

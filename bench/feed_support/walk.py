@@ -1,4 +1,4 @@
-"""In-process walks of the feed (``proposals.feed.feed_page``, the function the API calls),
+"""In-process walks of the feed (``proposals.matches.selectors.feed_page``, the function the API calls),
 the correctness checks on them, and EXPLAIN ANALYZE of the statements a page runs.
 
 A walk follows ``next_cursor`` from page 1 to page ``depth`` for one member and sort, and keeps
@@ -23,8 +23,12 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from bench.runs_support.infra import default_signals
-from proposals.feed import PAGE_SIZE_DEFAULT, Cursor, FeedQuery, FeedRow, feed_page
+from bench.common.procs import default_signals
+from proposals.matches.cursor import Cursor
+from proposals.matches.params import FeedQuery
+from proposals.matches.selectors import feed_page
+from proposals.matches.sql import FeedRow
+from proposals.matches.terms import PAGE_SIZE_DEFAULT
 from proposals.models import FeedItem
 
 SORTS = ("newest", "compatibility", "expiring_soon")

@@ -1,4 +1,4 @@
-"""A prototype of the change suggested for ``proposals.compat.pairs_best`` (not used by
+"""A prototype of the change suggested for ``proposals.voting.compat.pairs_best`` (not used by
 production; the bench runs it on the very pools the real refill drew and checks that it
 returns the same pairs).
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proposals.compat import W_BOTH_PUBLIC, W_INTERESTS
+from proposals.voting.compat import W_BOTH_PUBLIC, W_INTERESTS
 
 BLOCK = 512
 

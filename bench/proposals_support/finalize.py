@@ -14,7 +14,8 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
-from bench.proposals_support.state import Check, one, rows, scale_applied
+from bench.common.db import one, rows
+from bench.proposals_support.state import Check, scale_applied
 
 
 @dataclass
@@ -31,9 +32,9 @@ def scenario_build(*, count: int, seed: int) -> Scenario:
     would write them (vote rows, ``voted``, the voter's load, the counters). Votes stay
     below the approve threshold so nothing is approved early; about half the proposals end
     with more yes than no."""
-    from proposals.compat import compatibility_score
     from proposals.models import Profile, Proposal, ProposalStatus, pair_hash_of
-    from proposals.services import proposals_open
+    from proposals.voting.compat import compatibility_score
+    from proposals.voting.services import proposals_open
 
     rng = random.Random(seed)
     active = list(Profile.objects.filter(is_active=True).values_list("user_id", "interest_mask", "privacy"))

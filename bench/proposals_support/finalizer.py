@@ -1,9 +1,9 @@
-"""A finalizer process, started by ``bench/proposals.py``:
+"""A finalizer process, started by ``bench.proposals``:
 
     python -m bench.proposals_support.finalizer --task ours|tick|naive|setbased --mode loop|beat
         --period S --first-at EPOCH --until EPOCH --out FILE [--claim-dir DIR]
 
-* ``--task ours``: ``proposals.services.proposals_finalize_due()``;
+* ``--task ours``: ``proposals.voting.services.proposals_finalize_due()``;
   ``tick``: the real beat task ``proposals.tasks.finalize``, called in-process;
   ``naive``: ``naive_finalize_due`` below; ``setbased``: the
   prototype in ``bench/proposals_support/setbased.py``.
@@ -24,13 +24,10 @@ import argparse
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.common.env import django_setup
 
 _stop = False
 
@@ -94,15 +91,12 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "matchplatform.settings")
-    import django
-
-    django.setup()
+    django_setup()
     from django.db import connection
 
     from bench.proposals_support.setbased import finalize_due_setbased
-    from proposals.services import proposals_finalize_due
     from proposals.tasks import finalize
+    from proposals.voting.services import proposals_finalize_due
 
     def run_task() -> int:
         if args.task == "ours":

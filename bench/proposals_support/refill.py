@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Now
 
-from bench.proposals_support.state import one, queries_counted
+from bench.common.db import one, queries_counted
 
 MAX_REFILL_CALLS = 4
 
@@ -35,13 +35,13 @@ class PairsBestCall:
 
 @dataclass
 class PairsBestSpy:
-    """Wraps ``proposals.services.pairs_best`` (the bench process only) to time it and keep
+    """Wraps ``proposals.voting.services.pairs_best`` (the bench process only) to time it and keep
     its inputs, so the prototype can be run on exactly the same pool."""
 
     calls: list[PairsBestCall] = field(default_factory=list)
 
     def __enter__(self) -> PairsBestSpy:
-        import proposals.services as services
+        import proposals.voting.services as services
 
         self._services = services
         self._original = services.pairs_best
@@ -90,7 +90,7 @@ def _queued() -> int:
 
 
 def ours_fill(*, spy: PairsBestSpy) -> FillResult:
-    from proposals.services import proposal_queue_refill, proposals_open
+    from proposals.voting.services import proposal_queue_refill, proposals_open
 
     high = settings.PROPOSALS_QUEUE_HIGH
     before = len(spy.calls)
@@ -131,8 +131,8 @@ def naive_refill(*, rng: random.Random, budget_s: float) -> tuple[int, int, floa
     seconds, finished)."""
     from django.contrib.auth import get_user_model
 
-    from proposals.compat import compatibility_score
     from proposals.models import OPEN_PAIR_STATUSES, Profile, Proposal, ProposalStatus, pair_hash_of
+    from proposals.voting.compat import compatibility_score
 
     high = settings.PROPOSALS_QUEUE_HIGH
     ids = get_user_model().objects.order_by("id").values_list("id", flat=True)
@@ -236,7 +236,7 @@ def naive_fill(*, rng: random.Random, budget_s: float) -> FillResult:
     if inserted < v_high:
         # Not enough queued for the voting set: top up with ours so the naive opening can
         # still be timed (only reachable when the naive refill ran out of time).
-        from proposals.services import proposal_queue_refill
+        from proposals.voting.services import proposal_queue_refill
 
         proposal_queue_refill(force=True)
     queued = Proposal.objects.filter(status=ProposalStatus.QUEUED).count()

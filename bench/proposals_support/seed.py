@@ -1,6 +1,6 @@
 """Seed members fast: COPY into auth_user and proposals_profile, deterministic interests.
 
-The rows are the ones ``proposals.services.member_create`` would write (interests sorted in
+The rows are the ones ``proposals.identity.services.member_create`` would write (interests sorted in
 vocabulary order, ``interest_mask`` from ``proposals.vocab.interest_mask``), except the
 password, which is Django's unusable marker ``"!"`` (hashing 100k passwords would take
 minutes and nothing here logs in). ``member_profile_matches`` checks that claim against a
@@ -97,8 +97,8 @@ def member_profile_matches(*, member: Member) -> tuple[bool, str]:
     profile with what the seeding writes for the same interests; then delete it again."""
     from django.contrib.auth import get_user_model
 
+    from proposals.identity.services import member_create
     from proposals.models import Profile
-    from proposals.services import member_create
 
     user = member_create(username="bench-probe", interests=list(reversed(member.interests)), privacy=member.privacy)
     try:

@@ -1,4 +1,4 @@
-"""A prototype of the change suggested for ``proposals.services.proposals_finalize_due``
+"""A prototype of the change suggested for ``proposals.voting.services.proposals_finalize_due``
 (not used by production; the bench runs it as a fourth finalizer and holds it to the same
 checks).
 

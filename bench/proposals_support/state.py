@@ -5,26 +5,35 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
+from bench.common.db import execute, one, rows, tables_truncate
+
 Check = tuple[str, bool, str]
+
+
+def proposals_tables() -> list[str]:
+    """Every table of the proposals app but the members' profiles: what a reset empties. Read
+    from the models, so a table a later change adds (the feed's ``proposals_feeditem`` was
+    once missed here) is emptied too; TRUNCATE without CASCADE fails loudly if another app's
+    table points at one of them."""
+    from django.apps import apps
+
+    from proposals.models import Profile
+
+    models = apps.get_app_config("proposals").get_models(include_auto_created=True)
+    return sorted({m._meta.db_table for m in models if m is not Profile and not m._meta.proxy})
 
 
 def state_reset(*, vacuum: bool = False) -> None:
     """Empty every proposals table (the members stay) and zero the voter loads."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE proposals_message, proposals_conversation, proposals_feeditem, proposals_match,"
-            " proposals_vote, proposals_proposalvoter, proposals_proposal, proposals_systemmetric"
-        )
-        cursor.execute("UPDATE proposals_profile SET open_assignments = 0 WHERE open_assignments <> 0")
-        cursor.execute("TRUNCATE bench_status_audit")
-        if vacuum:
-            cursor.execute("VACUUM ANALYZE proposals_profile")
+    tables_truncate(*proposals_tables(), "bench_status_audit")
+    execute("UPDATE proposals_profile SET open_assignments = 0 WHERE open_assignments <> 0")
+    if vacuum:
+        execute("VACUUM ANALYZE proposals_profile")
 
 
 def audit_install() -> None:
@@ -47,28 +56,6 @@ def audit_install() -> None:
         )
 
 
-@dataclass
-class QueryCount:
-    n: int = 0
-    seconds: float = 0.0  # time spent inside cursor.execute (round trip + the database's work)
-
-
-@contextmanager
-def queries_counted() -> Iterator[QueryCount]:
-    counter = QueryCount()
-
-    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        counter.n += 1
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            counter.seconds += time.perf_counter() - started
-
-    with connection.execute_wrapper(wrapper):
-        yield counter
-
-
 @contextmanager
 def scale_applied(*, queue_low: int, queue_high: int, voting_low: int, voting_high: int) -> Iterator[None]:
     names = ("PROPOSALS_QUEUE_LOW", "PROPOSALS_QUEUE_HIGH", "PROPOSALS_VOTING_LOW", "PROPOSALS_VOTING_HIGH")
@@ -80,16 +67,6 @@ def scale_applied(*, queue_low: int, queue_high: int, voting_low: int, voting_hi
     finally:
         for name, value in saved.items():
             setattr(settings, name, value)
-
-
-def rows(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-
-
-def one(sql: str, params: Any = None) -> Any:
-    return rows(sql, params)[0][0]
 
 
 def checks_open_state(*, voters_per_proposal: int, load_counter: bool) -> list[Check]:

@@ -1,4 +1,4 @@
-"""A worker process for the plain alternatives, started by ``bench/runs.py``:
+"""A worker process for the plain alternatives, started by ``bench.runs``:
 
     python -m bench.runs_support.alt_worker reload|sql
 
@@ -19,15 +19,11 @@ connection are up, and runs until it is terminated.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.common.env import django_setup
 
 
 class _NoCorpus:
@@ -51,10 +47,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "matchplatform.settings")
-    import django
-
-    django.setup()
+    django_setup()
 
     from django.conf import settings
     from django.db import connection

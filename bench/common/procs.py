@@ -1,4 +1,5 @@
-"""The bench's own database, Redis db and child processes; everything on loopback only."""
+"""Child processes (each in its own process group, output in a log file), signals that bound
+a bench's run, and waiting for a server to answer; everything on loopback only."""
 
 from __future__ import annotations
 
@@ -14,12 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-from psycopg import sql
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from bench.common.env import BenchError
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -42,61 +39,6 @@ def default_signals() -> None:
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-# -- database ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BenchDatabase:
-    name: str
-    url: str  # the bench database, for DATABASE_URL
-    admin_dsn: str  # the maintenance database, for CREATE / DROP
-
-
-def bench_database(*, base_url: str, suffix: str) -> BenchDatabase:
-    parts = urlsplit(base_url)
-    if parts.scheme not in {"postgres", "postgresql"}:
-        raise BenchError(f"DATABASE_URL must be a postgres:// URL, got {parts.scheme}://")
-    if (parts.hostname or "") not in LOOPBACK:
-        raise BenchError(f"the bench only runs against a loopback database, not {parts.hostname!r}")
-    base = parts.path.lstrip("/") or "matchplatform"
-    name = base if base.endswith(suffix) else f"{base}{suffix}"
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
-    return BenchDatabase(name=name, url=url, admin_dsn=admin)
-
-
-def database_recreate(db: BenchDatabase) -> None:
-    with psycopg.connect(db.admin_dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db.name)))
-
-
-def database_drop(db: BenchDatabase) -> None:
-    with psycopg.connect(db.admin_dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
-
-
-def redis_check(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme != "redis" or (parts.hostname or "") not in LOOPBACK:
-        raise BenchError(f"the bench only uses a loopback redis:// URL, not {url!r}")
-
-
-def redis_flush(url: str) -> None:
-    """FLUSHDB on the bench's own Redis database (the one in the URL) and nothing else."""
-    import redis
-
-    redis_check(url)
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-# -- processes --------------------------------------------------------------------------
 @dataclass
 class Child:
     """A child process in its own process group, with its output in a log file."""
