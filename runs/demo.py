@@ -59,6 +59,22 @@ class _Block:
     check_max: list[int]
     activity: list[float]
 
+    def rows(self) -> Iterator[tuple[int, int, int, int, int, int, int, int, float]]:
+        """Per row: its name's number, first and second name, the three masks, check min
+        and max, activity."""
+        return zip(
+            range(self.first, self.first + len(self.activity)),
+            self.first_names,
+            self.second_names,
+            self.sector_masks,
+            self.stage_masks,
+            self.country_masks,
+            self.check_min,
+            self.check_max,
+            self.activity,
+            strict=True,
+        )
+
 
 def _subset_masks(rng: np.random.Generator, *, rows: int, size: int, low: int, high: int) -> np.ndarray:
     """Per row, a uniformly drawn subset of ``low``..``high`` distinct entries of a
@@ -161,18 +177,7 @@ def _investors_copy(*, blocks: Iterator[_Block], progress: Callable[[int], objec
                     [
                         f"{firsts[a]} {seconds[b]} {number}\t{sectors[s]}\t{stages[t]}\t{countries[c]}"
                         f"\t{low}\t{high}\t{act!r}\t{s}\t{t}\t{c}\n"
-                        for number, a, b, s, t, c, low, high, act in zip(
-                            range(block.first, block.first + len(block.activity)),
-                            block.first_names,
-                            block.second_names,
-                            block.sector_masks,
-                            block.stage_masks,
-                            block.country_masks,
-                            block.check_min,
-                            block.check_max,
-                            block.activity,
-                            strict=True,
-                        )
+                        for number, a, b, s, t, c, low, high, act in block.rows()
                     ]
                 )
             )
@@ -201,18 +206,7 @@ def _investors_bulk_create(*, blocks: Iterator[_Block], progress: Callable[[int]
                     stage_mask=t,
                     country_mask=c,
                 )
-                for number, a, b, s, t, c, low, high, act in zip(
-                    range(block.first, block.first + len(block.activity)),
-                    block.first_names,
-                    block.second_names,
-                    block.sector_masks,
-                    block.stage_masks,
-                    block.country_masks,
-                    block.check_min,
-                    block.check_max,
-                    block.activity,
-                    strict=True,
-                )
+                for number, a, b, s, t, c, low, high, act in block.rows()
             ],
             batch_size=2_000,
         )
