@@ -32,8 +32,6 @@ import logging
 import multiprocessing
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +68,7 @@ from bench.common.env import (
     redis_flush,
 )
 from bench.common.frame import bench_frame
+from bench.common.procs import Child
 from bench.common.report import load_average, log, verdict
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -408,22 +407,22 @@ def bench_procrastinate(
     return Row("procrastinate", jobs, workers, f"1 (conc {concurrency})", seconds, "fetch_job + finish_job per job")
 
 
-def _celery_ping(hostname: str, deadline: float, worker: subprocess.Popen[bytes]) -> None:
+def _celery_ping(hostname: str, deadline: float, worker: Child) -> None:
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise BenchError(f"celery worker exited with {worker.returncode}")
+        if not worker.alive():
+            raise BenchError(f"celery worker exited; see {worker.log_path}")
         if celery_app.control.ping(destination=[hostname], timeout=0.5):
             return
     raise BenchError("celery worker did not answer a ping in time")
 
 
-def _celery_wait(client: redis.Redis, target: int, deadline: float, worker: subprocess.Popen[bytes]) -> float:
+def _celery_wait(client: redis.Redis, target: int, deadline: float, worker: Child) -> float:
     while True:
         done = int(client.get(CELERY_DONE_KEY) or 0)
         if done >= target:
             return time.monotonic()
-        if worker.poll() is not None:
-            raise BenchError(f"celery worker exited with {worker.returncode} after {done}/{target} tasks")
+        if not worker.alive():
+            raise BenchError(f"celery worker exited after {done}/{target} tasks; see {worker.log_path}")
         if time.monotonic() > deadline:
             raise BenchError(f"celery: only {done}/{target} tasks ran in time")
         time.sleep(0.002)
@@ -449,8 +448,7 @@ def bench_celery(
         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING",
     ]  # fmt: skip
     deadline = time.monotonic() + timeout
-    with log_path.open("wb") as log_file:
-        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    worker = Child(name="celery worker", argv=command, log_path=log_path).start(env=env, cwd=ROOT)
     try:
         _celery_ping(hostname, deadline, worker)
         # Warm-up: every pool process has run tasks and holds its Redis connection.
@@ -486,13 +484,7 @@ def bench_celery(
             sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
         raise
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=5)
+        worker.stop(grace=15)
         client.flushdb()
         client.close()
     seconds = finished - started

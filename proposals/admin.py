@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from proposals.identity.services import profile_update
 from proposals.models import (
     Conversation,
     Event,
@@ -19,6 +23,7 @@ from proposals.models import (
     Vote,
     WalletNonce,
 )
+from proposals.vocab import INTERESTS
 from proposals.voting.services import proposal_finalize_now
 
 
@@ -33,6 +38,18 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
+class ProfileAdminForm(forms.ModelForm):
+    class Meta:
+        model = Profile
+        fields = ("user", "display_name", "bio", "interests", "privacy", "is_active")
+
+    def clean_interests(self) -> list[str]:
+        values = self.cleaned_data["interests"]
+        if not isinstance(values, list) or any(v not in INTERESTS for v in values):
+            raise forms.ValidationError(f"A list of interests, each one of: {', '.join(INTERESTS)}.")
+        return values
+
+
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
     list_display = ("display_name", "user", "privacy", "is_active", "open_assignments", "wallet_address")
@@ -41,6 +58,23 @@ class ProfileAdmin(admin.ModelAdmin):
     # The wallet is set only by a verified signature, and the load only by the services.
     readonly_fields = ("wallet_address", "wallet_verified_at", "open_assignments", "interest_mask")
     raw_id_fields = ("user",)
+
+    form = ProfileAdminForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Profile | None = None) -> tuple[str, ...]:
+        return (*self.readonly_fields, "user") if obj is not None else tuple(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Profile, form: Any, change: bool) -> None:
+        """An edit goes through the service, which writes only the fields changed (and keeps
+        the interest mask in step): a full save of the row this request read would write back
+        a load or a wallet changed meanwhile (ops/LOCKING.md, rule 4)."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        editable = ("display_name", "bio", "interests", "privacy", "is_active")
+        profile_update(
+            user=obj.user, **{name: form.cleaned_data[name] for name in editable if name in form.changed_data}
+        )
 
 
 class VoterInline(admin.TabularInline):

@@ -143,7 +143,12 @@ def proposal_data(proposal: Proposal, *, viewer: User) -> dict[str, Any]:
 class MyProfileApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(summary="My profile", responses={200: ProfileOutputSerializer})
+    @extend_schema(
+        summary="My profile",
+        description="A read never writes: a member with no profile yet sees the defaults one would be created"
+        " with (display name = username, public, no interests); the first PATCH creates it.",
+        responses={200: ProfileOutputSerializer},
+    )
     def get(self, request: Request) -> Response:
         return Response(self._out(profile_for(user=_user(request))))
 

@@ -26,8 +26,9 @@ from matchplatform.authentication import authentication_failure_record, client_l
 from matchplatform.exceptions import ErrorCode, Forbidden, LockedOut
 from matchplatform.openapi import error_responses
 from matchplatform.throttling import SettingRateThrottle
-from proposals.identity.siwe import MESSAGE_MAX_CHARS, member_summary, wallet_nonce_issue, wallet_sign_in
-from proposals.identity.tokens import api_token_issue, api_token_revoke
+from proposals.identity.selectors import member_summary
+from proposals.identity.services import api_token_issue, api_token_revoke, wallet_nonce_issue, wallet_sign_in
+from proposals.identity.siwe import MESSAGE_MAX_CHARS
 
 # The backend that keeps the session valid on later requests; named so that login() works
 # for a wallet member (who never went through authenticate()) even with several backends.

@@ -333,7 +333,7 @@ def test_twenty_wrong_tokens_lock_the_client_out():
 def test_twenty_refused_wallet_signatures_lock_the_client_out():
     from eth_account import Account
 
-    from proposals.identity.siwe import wallet_nonce_issue
+    from proposals.identity.services import wallet_nonce_issue
     from tests.proposals.test_siwe import sign, siwe_text
 
     client = api("10.0.0.8")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
+from bench.common.report import pct
+
 FINISHED = ("ready", "error")
 STALL_SECONDS = 30.0
 
@@ -314,7 +316,7 @@ def stage_breakdown(*, dsn: str, results: Sequence[RunResult]) -> list[tuple[str
     for label, start, end in STAGES:
         ms = (arrays[end] - arrays[start]) * 1000.0
         if ms.size:
-            out.append((label, float(np.percentile(ms, 50)), float(np.percentile(ms, 95))))
+            out.append((label, pct(ms, 50), pct(ms, 95)))
     return out
 
 

@@ -16,18 +16,12 @@ from datetime import UTC, datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, ExpressionWrapper, ForeignObjectRel, Q
-from django.db.models.functions import Now
 from django.utils import timezone
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address, to_checksum_address
 
-from matchplatform.exceptions import ApplicationError, Conflict, ErrorCode, Forbidden, InvalidInput
-from proposals.models import Profile, WalletNonce
+from matchplatform.exceptions import ErrorCode, Forbidden, InvalidInput
 
 # Far above any real message (the statement and resources are short); bounds the work a
 # hostile client can ask of the parser.
@@ -100,14 +94,6 @@ class SiweMessage:
     scheme: str | None = None
     request_id: str | None = None
     resources: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class MemberSummary:
-    user_id: int
-    username: str
-    wallet_address: str | None
-    display_name: str
 
 
 def _malformed(reason: str) -> InvalidInput:
@@ -286,17 +272,6 @@ def siwe_message_parse(*, message: str) -> SiweMessage:
     )
 
 
-def wallet_nonce_issue() -> WalletNonce:
-    """A fresh single-use nonce. Its expiry is computed by the database, the same clock
-    that later decides whether it has expired."""
-    ttl = timedelta(seconds=settings.SIWE_NONCE_TTL_SECONDS)
-    value = "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(_NONCE_LENGTH))
-    with transaction.atomic():
-        nonce = WalletNonce.objects.create(nonce=value, expires_at=Now() + ttl)
-        nonce.refresh_from_db(fields=["created_at", "expires_at"])
-    return nonce
-
-
 def _signer_recover(*, message: str, signature: str) -> str | None:
     if not isinstance(signature, str) or not _SIGNATURE_RE.fullmatch(signature):
         return None
@@ -319,124 +294,21 @@ def _times_check(*, parsed: SiweMessage) -> None:
         raise Forbidden("The message has expired.", code=ErrorCode.SIWE_MESSAGE_EXPIRED)
 
 
-def _nonce_consume(*, nonce: str) -> None:
-    """Mark the nonce used, atomically: of any number of concurrent sign-ins carrying the
-    same nonce, the row lock lets exactly one update it."""
-    consumed = WalletNonce.objects.filter(nonce=nonce, used_at__isnull=True, expires_at__gt=Now()).update(used_at=Now())
-    if consumed == 1:
-        return
-    row = (
-        WalletNonce.objects.filter(nonce=nonce)
-        .annotate(expired=ExpressionWrapper(Q(expires_at__lte=Now()), output_field=BooleanField()))
-        .values("used_at", "expired")
-        .first()
-    )
-    if row is None:
-        raise Forbidden("This nonce was not issued by this site.", code=ErrorCode.SIWE_NONCE_UNKNOWN)
-    if row["used_at"] is not None:
-        raise Forbidden("This nonce has already been used.", code=ErrorCode.SIWE_NONCE_USED)
-    raise Forbidden("This nonce has expired; ask for a new one.", code=ErrorCode.SIWE_NONCE_EXPIRED)
-
-
-def _short_address(address: str) -> str:
-    return f"{address[:6]}…{address[-4:]}"
-
-
-def _profile_fresh(user: User) -> None:
-    # Writes here go through expressions (Now()) and queryset updates; drop any profile
-    # cached on the user so callers read what the database holds.
-    rel = user._meta.get_field("profile")
-    if isinstance(rel, ForeignObjectRel) and rel.is_cached(user):
-        rel.delete_cached_value(user)
-
-
-def _wallet_link(*, user: User, address: str) -> User | ApplicationError:
-    if Profile.objects.filter(wallet_address=address).exclude(user=user).exists():
-        return Conflict("This wallet is linked to another member.", code=ErrorCode.WALLET_TAKEN)
-    profile = Profile.objects.select_for_update().filter(user=user).first()
-    if profile is not None and profile.wallet_address and profile.wallet_address != address:
-        # Replacing a verified wallet is a separate, deliberate action, not a side effect
-        # of signing in.
-        return Conflict("Your account is already linked to another wallet.", code=ErrorCode.WALLET_ALREADY_LINKED)
-    try:
-        with transaction.atomic():
-            if profile is None:
-                Profile.objects.create(
-                    user=user,
-                    display_name=(user.get_full_name() or user.get_username())[:80],
-                    wallet_address=address,
-                    wallet_verified_at=Now(),
-                )
-            else:
-                Profile.objects.filter(pk=profile.pk).update(wallet_address=address, wallet_verified_at=Now())
-    except IntegrityError:
-        # Another member linked the same wallet concurrently (or this user's profile was
-        # created concurrently); the unique constraints decided, not a read.
-        if Profile.objects.filter(wallet_address=address).exclude(user=user).exists():
-            return Conflict("This wallet is linked to another member.", code=ErrorCode.WALLET_TAKEN)
-        return Conflict("Your profile changed while linking; try again.", code=ErrorCode.PROFILE_CONFLICT)
-    _profile_fresh(user)
-    return user
-
-
-def _wallet_member(*, address: str) -> User | ApplicationError:
-    """The member who owns the wallet, created on first sign-in."""
-    UserModel = get_user_model()  # noqa: N806
-    base = address.lower()
-    for username in (base, f"{base}-{secrets.token_hex(3)}", f"{base}-{secrets.token_hex(6)}"):
-        profile = Profile.objects.select_related("user").filter(wallet_address=address).first()
-        if profile is not None:
-            if not profile.user.is_active:
-                return Forbidden("This account is disabled.", code=ErrorCode.ACCOUNT_DISABLED)
-            return profile.user
-        try:
-            with transaction.atomic():
-                # No usable password: this member signs in with the wallet only.
-                user = UserModel.objects.create_user(username=username)
-                Profile.objects.create(
-                    user=user,
-                    display_name=_short_address(address),
-                    wallet_address=address,
-                    wallet_verified_at=Now(),
-                )
-        except IntegrityError:
-            # Either a concurrent first sign-in of the same wallet won (the loop finds its
-            # profile next) or a password member already has this username (next name).
-            continue
-        _profile_fresh(user)
-        return user
-    return Conflict("Could not create a member for this wallet; try again.", code=ErrorCode.MEMBER_CONFLICT)
-
-
-def wallet_sign_in(*, message: str, signature: str, domain: str, user: User | None = None) -> User:
-    """Verify a signed EIP-4361 message and return the member it signs in.
-
-    ``domain`` is the host the request reached (never a value from the message). With
-    ``user`` (a member already signed in), the wallet is linked to that member instead."""
+def siwe_verify(*, message: str, signature: str, domain: str) -> tuple[SiweMessage, str]:
+    """A signed EIP-4361 message checked: well-formed, made for ``domain`` (the host the
+    request reached, never a value from the message), within its times, and signed by the
+    address it names. Returns the message and that (checksummed) address. Checks the
+    message only: whether its nonce was issued and is unused is the sign-in's to decide."""
     parsed = siwe_message_parse(message=message)
     if parsed.domain.lower() != domain.lower():
         raise Forbidden("The message was made for another site.", code=ErrorCode.SIWE_DOMAIN)
     _times_check(parsed=parsed)
-
     signer = _signer_recover(message=message, signature=signature)
     if signer is None or signer != to_checksum_address(parsed.address):
         raise Forbidden("The signature does not match the message's address.", code=ErrorCode.SIWE_BAD_SIGNATURE)
-
-    with transaction.atomic():
-        _nonce_consume(nonce=parsed.nonce)
-        outcome = _wallet_link(user=user, address=signer) if user is not None else _wallet_member(address=signer)
-    # A refusal after the nonce was consumed still commits the consumption: a verified
-    # message is single-use whatever came of it.
-    if isinstance(outcome, ApplicationError):
-        raise outcome
-    return outcome
+    return parsed, signer
 
 
-def member_summary(*, user: User) -> MemberSummary:
-    profile = Profile.objects.filter(user=user).only("display_name", "wallet_address").first()
-    return MemberSummary(
-        user_id=user.pk,
-        username=user.get_username(),
-        wallet_address=profile.wallet_address if profile else None,
-        display_name=profile.display_name if profile else user.get_username(),
-    )
+def nonce_new() -> str:
+    """A fresh random nonce (letters and digits, as EIP-4361 allows)."""
+    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(_NONCE_LENGTH))

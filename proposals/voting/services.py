@@ -253,9 +253,13 @@ def _proposals_open(*, proposals: Sequence[Proposal], must_include: int | None =
     if not assigned:
         return []
     window = timedelta(seconds=settings.PROPOSALS_VOTING_WINDOW_SECONDS)
-    Proposal.objects.filter(pk__in=list(assigned), status=ProposalStatus.QUEUED).update(
+    opened = Proposal.objects.filter(pk__in=list(assigned), status=ProposalStatus.QUEUED).update(
         status=ProposalStatus.VOTING, voting_started_at=Now(), deadline=Now() + window
     )
+    if opened != len(assigned):
+        # Under the caller's row locks every one was still queued; if not, undo the batch
+        # (the caller's transaction) rather than seat voters on a proposal another opened.
+        raise Conflict("These proposals changed while they were being opened.", code=ErrorCode.BUSY)
     seats = [(p.pk, voter, p.member_a_id, p.member_b_id) for p in proposals for voter in assigned.get(p.pk, ())]
     if connection.vendor == "postgresql":
         # One statement of four arrays, not the ORM's four parameters (and a model) per seat.

@@ -65,3 +65,61 @@ def test_profile_update_keeps_a_change_committed_while_it_ran():
 
     assert profile.display_name == "After"
     assert (profile.open_assignments, profile.wallet_address) == (4, WALLET)
+
+
+# -- the admin's edit --------------------------------------------------------------------
+def _admin_save(save_model: Callable[..., None]) -> Profile:
+    """The admin's save of a profile it read before the voting loop and a wallet sign-in
+    changed the row (read, then the other change commits, then the form is saved)."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from proposals.admin import ProfileAdmin, ProfileAdminForm
+
+    member = member_create(username="edited", display_name="Before", interests=["ai"])
+    stale = Profile.objects.get(user=member)
+    Profile.objects.filter(user=member).update(open_assignments=4, wallet_address=WALLET)
+    form = ProfileAdminForm(
+        data={
+            "user": member.pk,
+            "display_name": "After",
+            "bio": "",
+            "interests": '["ai", "climate"]',
+            "privacy": "public",
+            "is_active": "on",
+        },
+        instance=stale,
+    )
+    assert form.is_valid(), form.errors
+    request = RequestFactory().post("/admin/")
+    save_model(ProfileAdmin(Profile, admin.site), request, form.save(commit=False), form, True)
+    return Profile.objects.get(user=member)
+
+
+def test_a_plain_admin_save_would_write_back_what_it_read():
+    from django.contrib import admin
+
+    profile = _admin_save(admin.ModelAdmin.save_model)
+    assert (profile.open_assignments, profile.wallet_address) == (0, None)  # the lost update
+
+
+def test_the_admin_saves_only_the_fields_its_form_changed():
+    from proposals.admin import ProfileAdmin
+    from proposals.vocab import interest_mask
+
+    profile = _admin_save(ProfileAdmin.save_model)
+    assert (profile.display_name, profile.interests) == ("After", ["ai", "climate"])
+    assert profile.interest_mask == interest_mask(["ai", "climate"])  # kept in step by the service
+    assert (profile.open_assignments, profile.wallet_address) == (4, WALLET)
+
+
+def test_the_admin_refuses_an_unknown_interest_with_a_form_error(admin_client):
+    member = member_create(username="typo", display_name="Typo")
+    profile = Profile.objects.get(user=member)
+    response = admin_client.post(
+        f"/admin/proposals/profile/{profile.pk}/change/",
+        {"display_name": "Typo", "bio": "", "interests": '["not-an-interest"]', "privacy": "public", "is_active": "on"},
+    )
+    assert response.status_code == 200
+    assert "A list of interests" in response.content.decode()
+    assert Profile.objects.get(pk=profile.pk).interests == []

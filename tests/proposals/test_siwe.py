@@ -19,7 +19,8 @@ from rest_framework.test import APIClient
 
 from matchplatform.exceptions import InvalidInput
 from proposals.identity import siwe
-from proposals.identity.siwe import siwe_message_parse, wallet_nonce_issue, wallet_sign_in
+from proposals.identity.services import wallet_nonce_issue, wallet_sign_in
+from proposals.identity.siwe import siwe_message_parse
 from proposals.models import Profile, WalletNonce
 from tests.support.errors import assert_error_shape
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from proposals.identity.tokens import api_token_issue, staff_account_ensure
+from proposals.identity.services import api_token_issue, staff_account_ensure
 
 STAFF_USER = "admin"
 MEMBER_USER = "demo"  # created by seed_members
