@@ -184,13 +184,11 @@ def gunicorn_server(*, env: dict[str, str] | None = None, workers: int = 2, thre
         log.close()
 
 
-@contextmanager
-def run_all(*, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[str]:
-    """bin/run-all, as ``make run`` starts it (web, worker, beat), on the test database, the
-    test configuration's Redis and a free port; yields the web's URL once it says it is up."""
-    port = free_port()
+def run_all_env(*, port: int, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment bin/run-all gets in the tests: the test database and Redis, a port,
+    this virtualenv's programs."""
     redis_url = child_redis_url()
-    child_env = {
+    return {
         **os.environ,
         "DATABASE_URL": child_database_url(),
         "CELERY_BROKER_URL": redis_url,
@@ -201,6 +199,14 @@ def run_all(*, env: dict[str, str] | None = None, timeout: float = 60) -> Iterat
         "GUNICORN": str(BIN / "gunicorn"),
         **(env or {}),
     }
+
+
+@contextmanager
+def run_all(*, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[str]:
+    """bin/run-all, as ``make run`` starts it (web, worker, beat), on the test database, the
+    test configuration's Redis and a free port; yields the web's URL once it says it is up."""
+    port = free_port()
+    child_env = run_all_env(port=port, env=env)
     log = open(f"/tmp/run-all-test-{port}.log", "w+")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         ["bash", str(REPO / "bin" / "run-all")],
