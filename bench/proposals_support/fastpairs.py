@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proposals.voting.compat import W_BOTH_PUBLIC, W_INTERESTS
+from proposals.voting.compat import W_BOTH_PUBLIC, W_INTERESTS, pairs_greedy
 
 BLOCK = 512
 
@@ -56,20 +56,9 @@ def pairs_best_prefix(
         index = np.flatnonzero(flat_all >= cut)
         rows, cols = np.divmod(index, n)
         flat = flat_all[index]
-        order = np.lexsort((ids[cols], ids[rows], -flat))
-        used: set[int] = set()
-        picked: list[tuple[int, int, float]] = []
-        for k in order:
-            i, j = int(rows[k]), int(cols[k])
-            if i in used or j in used:
-                continue
-            a, b = sorted((int(ids[i]), int(ids[j])))
-            if blocked and (a, b) in blocked:
-                continue
-            used.update((i, j))
-            picked.append((a, b, round(float(flat[k]), 6)))
-            if len(picked) >= limit:
-                return picked
+        picked = pairs_greedy(rows=rows, cols=cols, scores=flat, ids=ids, limit=limit, blocked=blocked)
+        if len(picked) >= limit:
+            return picked
         if index.size >= total:
             return picked
         keep = min(total, keep * 8)

@@ -62,10 +62,24 @@ def _pairs_best_chunk(
     if keep < flat.shape[0]:
         top = np.argpartition(-flat, keep - 1)[:keep]
         rows, cols, flat = rows[top], cols[top], flat[top]
-    order = np.lexsort((ids[cols], ids[rows], -flat))
+    return pairs_greedy(rows=rows, cols=cols, scores=flat, ids=ids, limit=min(limit, n // 2), blocked=blocked)
+
+
+def pairs_greedy(
+    *,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    scores: np.ndarray,
+    ids: np.ndarray,
+    limit: int,
+    blocked: set[tuple[int, int]] | None,
+) -> list[tuple[int, int, float]]:
+    """Of the candidate pairs ``(ids[rows[k]], ids[cols[k]])`` scored ``scores[k]``, the best
+    first (ties by member ids), each member at most once, none of ``blocked``: at most
+    ``limit`` pairs ``(lower id, higher id, score)``."""
+    order = np.lexsort((ids[cols], ids[rows], -scores))
     used: set[int] = set()
     picked: list[tuple[int, int, float]] = []
-    limit = min(limit, n // 2)
     for k in order:
         i, j = int(rows[k]), int(cols[k])
         if i in used or j in used:
@@ -74,7 +88,7 @@ def _pairs_best_chunk(
         if blocked and (a, b) in blocked:
             continue
         used.update((i, j))
-        picked.append((a, b, round(float(flat[k]), 6)))
+        picked.append((a, b, round(float(scores[k]), 6)))
         if len(picked) >= limit:
             break
     return picked
