@@ -71,6 +71,9 @@ INSTALLED_APPS = [
     "proposals",
 ]
 
+# Waffle stores flags, switches and samples; flags.Flag adds sticky percentages and safe values.
+WAFFLE_FLAG_MODEL = "flags.Flag"
+
 MIDDLEWARE = [
     # First: it answers 503 for a request whose database pool ran dry, whichever layer failed.
     "matchplatform.db_pool.PoolExhaustedMiddleware",
@@ -84,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "waffle.middleware.WaffleMiddleware",
+    # Sets the anonymous rollout unit's cookie when a flag evaluation made one (flags/).
+    "flags.middleware.RolloutUnitMiddleware",
     # Last, as django-axes asks: it turns a sign-in that axes refused into the lockout answer.
     "axes.middleware.AxesMiddleware",
 ]

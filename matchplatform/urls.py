@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("ops.urls")),
+    path("api/", include("flags.urls")),
     path("api/match/", include("runs.urls")),
     path("api/auth/", include("proposals.urls_auth")),
     path("api/", include("proposals.urls")),

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from waffle.models import Flag, Switch
+from waffle.models import Switch
 from waffle.testutils import override_flag, override_switch
 
+from flags.models import Flag
 from flags.names import MATCH_ENGINE_V1, SAFE_MODE
 from flags.services import safe_mode_active
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from waffle.models import Flag
 
+from flags.models import Flag
 from flags.names import MATCH_ENGINE_V1
 
 

@@ -1,0 +1,55 @@
+"""The flag model: waffle's own (everyone, users, groups, staff, superusers, authenticated,
+testing, languages, its admin and template tags keep working), with what waffle lacks:
+
+- a **sticky percentage**: a unit (a member's id, else a stable anonymous id) is in the
+  rollout when its bucket ``MurmurHash3_x86_32("<group>:<unit>") % 100 + 1`` is at most the
+  percentage, the same in a request, a task, a command or a replay (waffle draws a coin and
+  keeps it in a cookie);
+- a **safe value**, what the flag reads while the ``global.safe_mode`` switch is on.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.http import HttpRequest
+from waffle.models import AbstractUserFlag
+
+
+class Flag(AbstractUserFlag):
+    rollout_group = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="The bucket group (empty: the flag's name). Flags that share a group share their cohorts.",
+    )
+    safe_value = models.BooleanField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="What this flag reads while safe mode is on (empty: safe mode leaves it alone).",
+    )
+
+    class Meta(AbstractUserFlag.Meta):
+        pass
+
+    @property
+    def group(self) -> str:
+        return self.rollout_group or self.name
+
+    def is_active(self, request: HttpRequest, read_only: bool = False) -> bool | None:
+        """Waffle's rules, after safe mode (a declared safe value wins while it is on)."""
+        from flags.services import safe_value_now
+
+        safe = safe_value_now(self)
+        if safe is not None:
+            return safe
+        return super().is_active(request, read_only=read_only)
+
+    def _is_active_for_percent(self, request: HttpRequest, read_only: bool) -> bool | None:
+        """The sticky bucket instead of waffle's coin: the request's unit (the member, else
+        the anonymous unit cookie) is in when its bucket is at most the percentage."""
+        if not self.percent or self.percent <= 0:
+            return None
+        from flags.services import request_unit, unit_in_rollout
+
+        return unit_in_rollout(self, unit=request_unit(request)) or None
