@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from django.db import models
 from django.http import HttpRequest
-from waffle.models import AbstractUserFlag
+from simple_history import register
+from simple_history.models import HistoricalRecords
+from waffle.models import AbstractUserFlag, Sample, Switch
 
 
 class Flag(AbstractUserFlag):
@@ -28,6 +30,10 @@ class Flag(AbstractUserFlag):
         default=None,
         help_text="What this flag reads while safe mode is on (empty: safe mode leaves it alone).",
     )
+
+    # Every change is a history row (who, when, every field as it became, the reason given),
+    # the users and groups it names included; the admin shows it and reverts to any of them.
+    history = HistoricalRecords(m2m_fields=["users", "groups"])
 
     class Meta(AbstractUserFlag.Meta):
         pass
@@ -53,3 +59,9 @@ class Flag(AbstractUserFlag):
         from flags.services import request_unit, unit_in_rollout
 
         return unit_in_rollout(self, unit=request_unit(request)) or None
+
+
+# Waffle's own switches and samples keep their history here too (the global.safe_mode switch
+# above all: who turned it on, when, and why).
+register(Switch, app="flags", table_name="flags_historicalswitch")
+register(Sample, app="flags", table_name="flags_historicalsample")

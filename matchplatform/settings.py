@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "waffle",
+    # Every change to a flag, switch or sample is a history row: who, when, what it was (flags/).
+    "simple_history",
     "django_celery_beat",
     "ops",
     "flags",
@@ -73,6 +75,8 @@ INSTALLED_APPS = [
 
 # Waffle stores flags, switches and samples; flags.Flag adds sticky percentages and safe values.
 WAFFLE_FLAG_MODEL = "flags.Flag"
+# flags/admin.py registers flags, switches and samples with their history instead.
+WAFFLE_ENABLE_ADMIN_PAGES = False
 
 MIDDLEWARE = [
     # First: it answers 503 for a request whose database pool ran dry, whichever layer failed.
@@ -89,6 +93,8 @@ MIDDLEWARE = [
     "waffle.middleware.WaffleMiddleware",
     # Sets the anonymous rollout unit's cookie when a flag evaluation made one (flags/).
     "flags.middleware.RolloutUnitMiddleware",
+    # Names the signed-in user as the author of the history rows a request writes.
+    "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it turns a sign-in that axes refused into the lockout answer.
     "axes.middleware.AxesMiddleware",
 ]

@@ -78,12 +78,13 @@ _SAMPLES = {"int": "1", "str": "x1", "slug": "x1", "uuid": str(uuid.uuid4()), "p
 
 
 def _sample(pattern) -> str:
-    """A path this pattern matches: each converter gets a sample value; a regex group (the
-    admin's app list and catch-all) its first alternative."""
+    """A path this pattern matches: each converter gets a sample value; a named regex group
+    (the admin's app list and catch-all) its first alternative, an unnamed one a sample id."""
     text = str(pattern)
     if isinstance(pattern, RoutePattern):
         return re.sub(r"<(?:(\w+):)?\w+>", lambda m: _SAMPLES[m.group(1) or "str"], text)
     text = re.sub(r"\(\?P<\w+>([^)]*)\)", lambda m: m.group(1).split("|")[0].replace(".*", "x1"), text)
+    text = re.sub(r"\((?!\?)[^)]*\)", "x1", text)  # an unnamed group (the admin's history pages): a sample id
     return text.lstrip("^").rstrip("$")
 
 

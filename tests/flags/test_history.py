@@ -1,0 +1,75 @@
+"""Every change to a flag, switch or sample is a history row: who, when, before, after, why;
+the admin shows it and restores an earlier version."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from waffle.models import Switch
+
+from flags.models import Flag
+from flags.names import SAFE_MODE
+
+pytestmark = pytest.mark.django_db
+
+
+def form(**fields: str) -> dict[str, str]:
+    """The flag admin's form as a browser sends it (waffle's flag has editable timestamps)."""
+    return {
+        "everyone": "unknown",
+        "superusers": "on",
+        "languages": "",
+        "note": "",
+        "rollout_group": "",
+        "safe_value": "unknown",
+        "created_0": "2026-12-01",
+        "created_1": "10:00:00",
+        "modified_0": "2026-12-01",
+        "modified_1": "10:00:00",
+        **fields,
+    }
+
+
+def test_a_flag_changed_in_the_admin_records_who_before_and_after(admin_client, admin_user):
+    flag = Flag.objects.create(name="beta_feed", percent=Decimal(5), note="the new feed")
+    response = admin_client.post(
+        f"/admin/flags/flag/{flag.pk}/change/",
+        form(name="beta_feed", percent="25", note="the new feed"),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    latest, earlier = flag.history.order_by("-history_id")[:2]
+    assert latest.history_user == admin_user and latest.history_type == "~"
+    delta = latest.diff_against(earlier)
+    assert [(c.field, c.old, c.new) for c in delta.changes if c.field == "percent"] == [
+        ("percent", Decimal("5.0"), Decimal("25.0"))
+    ]
+    page = admin_client.get(f"/admin/flags/flag/{flag.pk}/history/").content.decode()
+    assert "25" in page and admin_user.get_username() in page
+
+
+def test_the_safe_mode_switch_keeps_its_history_with_a_reason():
+    switch = Switch.objects.get_or_create(name=SAFE_MODE, defaults={"active": False})[0]
+    switch.active = True
+    switch._change_reason = "error rate over 10 % after the deploy"
+    switch.save()
+    switch.active = False
+    switch._change_reason = "recovered"
+    switch.save()
+    states = list(switch.history.order_by("history_id").values_list("active", "history_change_reason"))
+    assert states[-2:] == [(True, "error rate over 10 % after the deploy"), (False, "recovered")]
+
+
+def test_an_earlier_flag_version_can_be_restored(admin_client):
+    flag = Flag.objects.create(name="ramp", percent=Decimal(5))
+    flag.percent = Decimal(50)
+    flag.save()
+    first = flag.history.earliest("history_id")
+    response = admin_client.post(
+        f"/admin/flags/flag/{flag.pk}/history/{first.history_id}/",
+        form(name="ramp", percent="5.0"),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    flag.refresh_from_db()
+    assert flag.percent == Decimal(5)
+    assert flag.history.count() == 3  # created, raised, restored
