@@ -73,3 +73,25 @@ def test_an_earlier_flag_version_can_be_restored(admin_client):
     flag.refresh_from_db()
     assert flag.percent == Decimal(5)
     assert flag.history.count() == 3  # created, raised, restored
+
+
+def test_the_reason_given_in_the_admin_is_kept_with_the_change(admin_client):
+    switch = Switch.objects.get_or_create(name=SAFE_MODE, defaults={"active": False})[0]
+    response = admin_client.post(
+        f"/admin/waffle/switch/{switch.pk}/change/",
+        {
+            "name": SAFE_MODE,
+            "active": "on",
+            "note": "",
+            "created_0": "2026-12-01",
+            "created_1": "10:00:00",
+            "modified_0": "2026-12-01",
+            "modified_1": "10:00:00",
+            "change_reason": "p95 over 2 s since 14:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    latest = switch.history.latest("history_id")
+    assert (latest.active, latest.history_change_reason) == (True, "p95 over 2 s since 14:00")
+    page = admin_client.get(f"/admin/waffle/switch/{switch.pk}/history/").content.decode()
+    assert "p95 over 2 s since 14:00" in page
