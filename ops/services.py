@@ -5,11 +5,12 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.db.transaction import TransactionManagementError
 
@@ -68,6 +69,21 @@ class QueueItemsArchived:
     dead_letters: dict[int, list[dict[str, Any]]]
 
 
+def _rows_take(rows: QuerySet[Any], fields: tuple[str, ...]) -> dict[int, list[dict[str, Any]]]:
+    """These rows' ``fields`` per item id, oldest first (times in ISO 8601); then exactly the
+    rows read are deleted."""
+    taken: dict[int, list[dict[str, Any]]] = {}
+    read: list[int] = []
+    for row in rows.order_by("id").values(*dict.fromkeys(("id", "item_id", *fields))):
+        read.append(row["id"])
+        taken.setdefault(row["item_id"], []).append(
+            {f: row[f].isoformat() if isinstance(row[f], datetime) else row[f] for f in fields}
+        )
+    if read:
+        rows.model.objects.filter(pk__in=read).delete()
+    return taken
+
+
 def queue_items_archive(*, queue: LeaseQueue, item_ids: Sequence[int]) -> QueueItemsArchived:
     """Take the history and dead letters of these rows of ``queue`` out of ops' tables and
     hand them to the caller, who archives them with the rows themselves.
@@ -82,41 +98,14 @@ def queue_items_archive(*, queue: LeaseQueue, item_ids: Sequence[int]) -> QueueI
     ``TransactionManagementError`` outside ``transaction.atomic()``."""
     _in_callers_transaction("queue_items_archive")
     ids = list(item_ids)
-    history: dict[int, list[dict[str, Any]]] = {}
-    history_ids: list[int] = []
-    for h in QueueHistory.objects.filter(queue=queue.label, item_id__in=ids).order_by("id"):
-        history_ids.append(h.pk)
-        history.setdefault(h.item_id, []).append(
-            {
-                "event": h.event,
-                "from_status": h.from_status,
-                "to_status": h.to_status,
-                "lease_owner": h.lease_owner,
-                "attempt": h.attempt,
-                "error": h.error,
-                "created_at": h.created_at.isoformat(),
-            }
-        )
-    letters: dict[int, list[dict[str, Any]]] = {}
-    letter_ids: list[int] = []
-    for letter in DeadLetter.objects.filter(queue=queue.label, item_id__in=ids).order_by("id"):
-        letter_ids.append(letter.pk)
-        letters.setdefault(letter.item_id, []).append(
-            {
-                "id": letter.pk,
-                "reason": letter.reason,
-                "attempts": letter.attempts,
-                "rescues": letter.rescues,
-                "last_error": letter.last_error,
-                "errors": letter.errors,
-                "created_at": letter.created_at.isoformat(),
-                "requeued_at": letter.requeued_at.isoformat() if letter.requeued_at else None,
-            }
-        )
-    if history_ids:
-        QueueHistory.objects.filter(pk__in=history_ids).delete()
-    if letter_ids:
-        DeadLetter.objects.filter(pk__in=letter_ids).delete()
+    history = _rows_take(
+        QueueHistory.objects.filter(queue=queue.label, item_id__in=ids),
+        ("event", "from_status", "to_status", "lease_owner", "attempt", "error", "created_at"),
+    )
+    letters = _rows_take(
+        DeadLetter.objects.filter(queue=queue.label, item_id__in=ids),
+        ("id", "reason", "attempts", "rescues", "last_error", "errors", "created_at", "requeued_at"),
+    )
     return QueueItemsArchived(history=history, dead_letters=letters)
 
 
