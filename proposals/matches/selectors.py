@@ -19,7 +19,7 @@ from proposals.matches.params import FeedQuery
 from proposals.matches.sql import FeedRow, item_statement, page_statement, rows_read
 from proposals.matches.terms import ACCEPTED
 from proposals.matches.terms import bad_parameter as _bad
-from proposals.models import Conversation, Event, FeedItem, Match, Message, Profile
+from proposals.models import Conversation, Event, FeedItem, Message, Profile
 
 
 @dataclass
@@ -122,14 +122,6 @@ def mutual_connections(*, user: User, member_id: object) -> dict[str, Any]:
 
 def event_exists(event_id: int) -> bool:
     return Event.objects.filter(pk=event_id).exists()
-
-
-def match_for(*, user: User, match_id: object) -> Match:
-    """One of the member's matches by its public id (anyone else's is "not found")."""
-    match = Match.objects.filter(Q(member_a=user) | Q(member_b=user), public_id=public_id_parse(match_id)).first()
-    if match is None:
-        raise NotFound("No such match.", code=ErrorCode.MATCH_NOT_FOUND)
-    return match
 
 
 def conversation_for(*, user: User, conversation_id: object) -> Conversation:
