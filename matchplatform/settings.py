@@ -83,6 +83,9 @@ MIDDLEWARE = [
     "matchplatform.db_pool.PoolExhaustedMiddleware",
     "matchplatform.middleware.NulCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Counts every request per route and minute (count, 5xx, latency histogram), tagged with
+    # the cohort of each running rollout: the SLOs' and the rollout gates' figures.
+    "ops.slo.middleware.RequestMetricsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -385,6 +388,12 @@ OPS_INVARIANT_MIN_SAMPLE = env_int("OPS_INVARIANT_MIN_SAMPLE", 20)
 OPS_BEAT_STARTUP_TASKS = env_list(
     "OPS_BEAT_STARTUP_TASKS", ["proposals.tick", "ops.release_expired", "proposals.metrics", "ops.invariants_check"]
 )
+
+# --- ops: request metrics and SLOs (ops/slo) --------------------------------------------
+
+# --- ops: alert delivery and /metrics (ops/notify.py, ops/prometheus.py) ----------------
+
+# --- flags: snapshot, config, rollouts --------------------------------------------------
 
 # --- runs ------------------------------------------------------------------------------
 RUNS_LEASE_TTL_SECONDS = env_float("RUNS_LEASE_TTL_SECONDS", 30.0)

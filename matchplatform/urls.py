@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from ops.prometheus import metrics_view
 from proposals.views_ops import ops_matches
 from runs.views import home
 
@@ -25,6 +26,8 @@ urlpatterns = [
     path("", include("proposals.urls_pages")),
     path("admin/", admin.site.urls),
     path("ops/matches", ops_matches, name="ops-matches"),
+    path("", include("ops.pages_urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("ops.urls")),
