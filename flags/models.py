@@ -61,7 +61,25 @@ class Flag(AbstractUserFlag):
         return unit_in_rollout(self, unit=request_unit(request)) or None
 
 
+class Stamp(models.Model):
+    """One row: the version of everything a process snapshots (flags, switches, samples,
+    config, rollouts). Every write bumps it in its own transaction; each process reads it at
+    most once a second and reloads its snapshot only when it changed (flags.snapshot)."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "snapshot stamp"
+
+    def __str__(self) -> str:
+        return f"stamp {self.version}"
+
+
 # Waffle's own switches and samples keep their history here too (the global.safe_mode switch
 # above all: who turned it on, when, and why).
 register(Switch, app="flags", table_name="flags_historicalswitch")
 register(Sample, app="flags", table_name="flags_historicalsample")
+
+# The models of flags' sub-domains live beside their code; importing them here registers them.
+from flags.config import models as _config_models  # noqa: E402, F401
+from flags.rollouts import models as _rollout_models  # noqa: E402, F401

@@ -1,10 +1,14 @@
-"""Evaluating flags from anywhere: views, services, Celery tasks, commands, an offline replay.
+"""Evaluating flags from anywhere: views, services, Celery tasks, commands, an offline replay,
+and the writes that change them.
 
 A unit's bucket for a flag is ``MurmurHash3_x86_32("<group>:<unit>", seed=0) % 100 + 1``
 (1..100), the normalization Unleash's SDKs use for gradual rollouts, so a team coming from
 Unleash keeps its cohorts. A unit is in a rollout of P % when its bucket is at most P: raising
 5 to 25 keeps the first 5 %. ``flag_enabled`` and waffle's ``flag_is_active(request, name)``
 give the same answer for the same unit.
+
+Evaluation reads the in-process snapshot (flags.snapshot): no query and no cache round trip
+per check. It never raises: while the store cannot be read it answers safe values.
 """
 
 from __future__ import annotations
@@ -12,15 +16,19 @@ from __future__ import annotations
 import logging
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import mmh3
-from django.contrib.auth.models import AnonymousUser, User
-from django.db import DatabaseError
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import transaction
 from django.http import HttpRequest
-from waffle import get_waffle_flag_model, switch_is_active
+from waffle.models import Switch
 from waffle.utils import get_setting
 
-from flags.names import MATCH_ENGINE_V1, SAFE_MODE
+from flags.models import Flag
+from flags.names import FLAG_SAFE_VALUES, MATCH_ENGINE_V1, SAFE_MODE
+from flags.snapshot import FlagView, snapshot_current, snapshot_last
+from matchplatform.exceptions import InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -68,44 +76,122 @@ def request_unit(request: HttpRequest) -> str:
 
 
 def safe_mode_active() -> bool:
-    """The global safe-mode switch; readable outside a request (workers, beat, health)."""
-    return bool(switch_is_active(SAFE_MODE))
+    """The global safe-mode switch, from the snapshot; readable outside a request (workers,
+    beat, health). While the store cannot be read, safe mode reads as on."""
+    snap = snapshot_current()
+    if snap is None:
+        return True
+    return bool(snap.switches.get(SAFE_MODE, False))
+
+
+def flag_safe_value(name: str, flag: object | None = None) -> bool | None:
+    """What the flag reads in safe mode: its value declared in code (flags.names), else the
+    one an operator declared on it, else None (safe mode leaves it alone)."""
+    declared = FLAG_SAFE_VALUES.get(name)
+    if declared is not None:
+        return declared
+    safe = getattr(flag, "safe_value", None)
+    return None if safe is None else bool(safe)
 
 
 def safe_value_now(flag: object) -> bool | None:
     """The flag's safe value while safe mode is on; None otherwise (or if it declares none)."""
-    safe = getattr(flag, "safe_value", None)
+    safe = flag_safe_value(str(getattr(flag, "name", "")), flag)
     if safe is None:
         return None
-    return bool(safe) if safe_mode_active() else None
+    return safe if safe_mode_active() else None
+
+
+def _unreadable_answer(name: str) -> bool:
+    last = snapshot_last()
+    safe = flag_safe_value(name, last.flags.get(name) if last is not None else None)
+    return safe if safe is not None else bool(get_setting("FLAG_DEFAULT"))
+
+
+def _user_in_groups(user: User, group_ids: frozenset[int]) -> bool:
+    # The one rule that needs a query: only for flags that name groups.
+    return user.groups.filter(pk__in=group_ids).exists()
+
+
+def _view_enabled(flag: FlagView, *, safe_mode: bool, user: User | AnonymousUser | None, unit: str | None) -> bool:
+    if safe_mode:
+        safe = flag_safe_value(flag.name, flag)
+        if safe is not None:
+            return safe
+    if flag.everyone is not None:
+        return flag.everyone
+    if user is not None and user.is_authenticated:
+        if flag.authenticated or user.pk in flag.user_ids:
+            return True
+        if (flag.superusers and user.is_superuser) or (flag.staff and user.is_staff):
+            return True
+        if flag.group_ids and _user_in_groups(user, flag.group_ids):  # type: ignore[arg-type]
+            return True
+        unit = str(user.pk)
+    if unit is None or not flag.percent or flag.percent <= 0:
+        return False
+    return rollout_bucket(group=flag.group, unit=unit) <= flag.percent
 
 
 def flag_enabled(name: str, *, user: User | AnonymousUser | None = None, unit: str | None = None) -> bool:
     """Whether the flag is on for this member (or this unit, when there is no member), with
-    no request: waffle's rules that need none (everyone, superusers, staff, authenticated,
-    users, groups), then the sticky percentage. Safe mode wins where the flag declares a
-    safe value. Never raises: if the store cannot be read, the flag's declared safe value
-    (else waffle's default) is returned and the failure logged."""
-    flag = None
+    no request: waffle's rules that need none (everyone, authenticated, users, superusers,
+    staff, groups), then the sticky percentage. Safe mode wins where the flag declares a
+    safe value. Never raises: while the store cannot be read, the flag's safe value (else
+    waffle's default) is the answer, and the failure is counted and logged."""
     try:
-        flag = get_waffle_flag_model().get(name)
-        if not flag.pk:
+        snap = snapshot_current()
+        if snap is None:
+            return _unreadable_answer(name)
+        flag = snap.flags.get(name)
+        if flag is None:
             return bool(get_setting("FLAG_DEFAULT"))
-        safe = safe_value_now(flag)
-        if safe is not None:
-            return safe
-        if flag.everyone is not None:
-            return bool(flag.everyone)
-        if user is not None and user.is_authenticated and flag.is_active_for_user(user):
-            return True
-        return unit_in_rollout(flag, unit=user_unit(user) or unit)
-    except DatabaseError:
-        logger.exception("flag %s could not be read; answering its safe value", name)
-        safe = getattr(flag, "safe_value", None)
-        return bool(safe) if safe is not None else bool(get_setting("FLAG_DEFAULT"))
+        return _view_enabled(flag, safe_mode=bool(snap.switches.get(SAFE_MODE, False)), user=user, unit=unit)
+    except Exception:
+        logger.exception("flag %s could not be evaluated; answering its safe value", name)
+        return _unreadable_answer(name)
+
+
+def switch_enabled(name: str) -> bool:
+    """A switch from the snapshot (off when unknown; off while the store cannot be read,
+    except safe mode itself, which then reads as on)."""
+    snap = snapshot_current()
+    if snap is None:
+        return name == SAFE_MODE
+    return bool(snap.switches.get(name, False))
 
 
 def match_engine_enabled(*, request: HttpRequest) -> bool:
     from waffle import flag_is_active
 
     return bool(flag_is_active(request, MATCH_ENGINE_V1))
+
+
+def flag_percent_set(
+    name: str, percent: int | Decimal, *, reason: str = "", actor: AbstractBaseUser | None = None
+) -> Flag:
+    """Set a flag's sticky percentage (0..100), with a history row naming who and why."""
+    if not 0 <= Decimal(percent) <= 100:
+        raise InvalidInput("A percentage is between 0 and 100.", fields={"percent": ["Between 0 and 100."]})
+    with transaction.atomic():
+        flag = Flag.objects.select_for_update().filter(name=name).first()
+        if flag is None:
+            raise NotFound(f"No flag is named {name!r}.")
+        flag.percent = Decimal(percent)
+        flag._change_reason = (reason or None) and reason[:100]  # type: ignore[attr-defined]
+        if actor is not None:
+            flag._history_user = actor  # type: ignore[attr-defined]
+        flag.save()  # its post_save bumps the snapshot stamp
+    return flag
+
+
+def switch_set(name: str, active: bool, *, reason: str = "", actor: AbstractBaseUser | None = None) -> Switch:
+    """Turn a switch on or off (made if missing), with a history row naming who and why."""
+    with transaction.atomic():
+        switch: Any = Switch.objects.select_for_update().filter(name=name).first() or Switch(name=name)
+        switch.active = active
+        switch._change_reason = (reason or None) and reason[:100]
+        if actor is not None:
+            switch._history_user = actor
+        switch.save()
+    return switch

@@ -37,6 +37,8 @@ EVENTS: dict[str, tuple[set[str], str]] = {
     "retry": ({PROCESSING}, QUEUED),
     "dead": ({PROCESSING}, "dead"),
     "rescue": ({PROCESSING}, QUEUED),
+    # Put back unworked (safe mode paused the work): the attempt does not count.
+    "defer": ({PROCESSING}, QUEUED),
     "requeue": ({"dead"}, QUEUED),
 }
 
@@ -349,6 +351,24 @@ class LeaseQueue:
         updated = self._held(lease).update(lease_expires_at=Now() + timedelta(seconds=ttl), updated_at=Now())
         if not updated:
             raise self._lost(lease=lease, event="extend")
+
+    def defer(self, *, lease: Lease, seconds: float, reason: str) -> None:
+        """Put the row back, unworked, to be claimed again in ``seconds`` (the work is paused,
+        not failed: the attempt is given back and no error is counted)."""
+        with transaction.atomic():
+            updated = self._held(lease).update(
+                status=QUEUED,
+                available_at=Now() + timedelta(seconds=seconds),
+                lease_expires_at=None,
+                attempts=models.F("attempts") - 1,
+                updated_at=Now(),
+            )
+            if updated:
+                self._history(
+                    [self._lease_event(lease, event="defer", from_status=PROCESSING, to_status=QUEUED, error=reason)]
+                )
+        if not updated:
+            raise self._lost(lease=lease, event="defer")
 
     def fail(self, *, lease: Lease, error: str, retryable: bool = True, fields: Mapping[str, Any] | None = None) -> str:
         """Record a failed attempt: back to queued after a jittered backoff, or dead when the

@@ -6,4 +6,4 @@ class RunsConfig(AppConfig):
     verbose_name = "Match runs"
 
     def ready(self) -> None:
-        from runs import invariants, queue, signals  # noqa: F401 - registers the queue, checks, worker hooks
+        from runs import configs, invariants, queue, signals  # noqa: F401 - registers config, queue, checks, hooks

@@ -14,11 +14,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 
+from flags.config.selectors import config_get
 from matchplatform.exceptions import Conflict, ErrorCode, LeaseLost
 from ops.queue import Lease
 from ops.services import queue_item_enqueue, queue_items_archive
 from ops.worker import worker_id
 from runs.canonical import url_canonicalize
+from runs.configs import RUNS_FETCH
 from runs.engine import ScoredInvestor, StartupProfile, corpus_cache, matches_rank
 from runs.fetch import FetchError, PageProfile, page_fetch
 from runs.models import (
@@ -150,10 +152,21 @@ def _startup_resolve(*, run: MatchRun, lease: Lease) -> Startup:
     startup = run.startup or Startup.objects.filter(canonical_url=run.canonical_url).first()
     if startup is not None:
         return startup
+    fetch = config_get(RUNS_FETCH)
+    if not fetch.unknown_sites:
+        raise FetchPaused(seconds=fetch.paused_retry_seconds)
     # Fetching happens outside any transaction: the lease is a row state, not a lock.
     page = page_fetch(url=run.canonical_url)
     runs_queue.extend(lease=lease, ttl=settings.RUNS_LEASE_TTL_SECONDS)
     return startup_upsert_from_page(canonical_url=run.canonical_url, page=page)
+
+
+class FetchPaused(Exception):
+    """Fetching unknown sites is paused (runs.fetch): the run goes back to wait."""
+
+    def __init__(self, *, seconds: float) -> None:
+        super().__init__(f"fetching paused for {seconds} s")
+        self.seconds = seconds
 
 
 _FAILED_ON_OUR_SIDE = {"error_code": ErrorCode.SERVER_ERROR, "error_message": RUN_FAILED_ON_OUR_SIDE}
@@ -180,6 +193,10 @@ def match_run_score(*, lease: Lease) -> ScoredRun | None:
             country=startup.country,
         )
         ranked = matches_rank(corpus=corpus_cache.get(), startup=profile, k=settings.RUNS_TOP_K)
+    except FetchPaused as paused:
+        # Safe mode (or an operator) paused fetching unknown sites: the run waits, unfailed.
+        runs_queue.defer(lease=lease, seconds=paused.seconds, reason="fetching unknown sites is paused (runs.fetch)")
+        return None
     except FetchError as exc:
         runs_queue.fail(
             lease=lease,

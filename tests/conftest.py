@@ -43,6 +43,17 @@ def _fresh_corpus_cache():
     corpus_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_flags_snapshot():
+    """Each test reads the flags it wrote: a rolled-back test's snapshot is not kept (its
+    stamp went back with the rollback)."""
+    from flags.snapshot import snapshot_clear
+
+    snapshot_clear()
+    yield
+    snapshot_clear()
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

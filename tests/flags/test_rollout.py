@@ -162,33 +162,3 @@ def test_safe_mode_wins_where_a_flag_declares_a_safe_value():
         assert not flag_enabled("risky", user=member)
         assert not flag_is_active(request, "risky")
         assert flag_enabled("plain", user=member)  # no safe value declared: safe mode leaves it alone
-
-
-@pytest.mark.django_db
-def test_an_unreadable_store_answers_the_safe_value_without_raising(monkeypatch, caplog):
-    from django.db import OperationalError
-    from waffle import get_waffle_flag_model
-
-    # Read normally, the flag is off for everyone (no rule, no percentage); its safe value is on.
-    Flag.objects.create(name="guarded", safe_value=True)
-    assert flag_enabled("guarded", unit="u1") is False
-    real_get = get_waffle_flag_model().get
-
-    def broken(name):
-        flag = real_get(name)
-
-        def down(*args, **kwargs):
-            raise OperationalError("the database is gone")
-
-        monkeypatch.setattr("flags.services.switch_is_active", down)
-        return flag
-
-    monkeypatch.setattr(get_waffle_flag_model(), "get", broken)
-    assert flag_enabled("guarded", unit="u1") is True  # the safe value, not an exception
-    assert "could not be read" in caplog.text
-
-    def gone(name):
-        raise OperationalError("the database is gone")
-
-    monkeypatch.setattr(get_waffle_flag_model(), "get", gone)
-    assert flag_enabled("guarded", unit="u1") is False  # waffle's default, with no flag read

@@ -1,0 +1,79 @@
+"""Reads of typed config: the current value (from the in-process snapshot), and its versions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel, ValidationError
+
+from flags.config.models import ConfigValue
+from flags.config.registry import ConfigSpec, config_spec
+from flags.snapshot import snapshot_current
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+# Validated values, per (snapshot stamp, name): a read after the first costs a dict lookup.
+_typed: dict[tuple[int, str], BaseModel] = {}
+
+
+def _safe_mode_on(switches: dict[str, bool]) -> bool:
+    from flags.names import SAFE_MODE
+
+    return bool(switches.get(SAFE_MODE, False))
+
+
+@overload
+def config_get(name: ConfigSpec[T]) -> T: ...
+@overload
+def config_get(name: str) -> BaseModel: ...
+def config_get(name: str | ConfigSpec[Any]) -> BaseModel:
+    """The typed value of a declared config name. While safe mode is on, its safe value (if it
+    declares one); before any write, its default. Never raises for a declared name: if the
+    store cannot be read the safe value (else the default) is returned, and a stored value
+    that no longer fits the schema (the schema changed in code) is logged and the default
+    returned."""
+    spec = name if isinstance(name, ConfigSpec) else config_spec(name)
+    snap = snapshot_current()
+    if snap is None:
+        return spec.safe if spec.safe is not None else spec.default
+    if spec.safe is not None and _safe_mode_on(snap.switches):
+        return spec.safe
+    raw = snap.config.get(spec.name)
+    if raw is None:
+        return spec.default
+    key = (snap.stamp, spec.name)
+    typed = _typed.get(key)
+    if typed is None:
+        try:
+            typed = spec.schema.model_validate(raw)
+        except ValidationError:
+            logger.exception("config %s: the stored value no longer fits its schema; answering the default", spec.name)
+            typed = spec.default
+        if len(_typed) > 1000:
+            _typed.clear()
+        _typed[key] = typed
+    return typed
+
+
+def config_current(name: str) -> ConfigValue | None:
+    """The stored row (version and value) of a name, from the database; None before a write."""
+    return ConfigValue.objects.filter(name=name).first()
+
+
+def config_versions(name: str) -> list[dict[str, Any]]:
+    """Every version of a name, newest first: version, value, who, when, why."""
+    rows = ConfigValue.history.filter(name=name).select_related("history_user").order_by("-history_id")
+    return [
+        {
+            "version": row.version,
+            "value": row.value,
+            "changed_at": row.history_date,
+            "changed_by": row.history_user.get_username() if row.history_user else None,
+            "reason": row.history_change_reason or "",
+            "change": {"+": "created", "~": "changed", "-": "deleted"}.get(row.history_type, row.history_type),
+        }
+        for row in rows
+    ]
