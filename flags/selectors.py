@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from django.http import HttpRequest
 from waffle import flag_is_active, get_waffle_flag_model
+from waffle.models import Switch
+
+from flags.models import Flag
+from flags.names import FLAG_SAFE_VALUES
+from matchplatform.exceptions import NotFound
+
+
+def flag_safe_value(name: str, flag: object | None = None) -> bool | None:
+    """What the flag reads in safe mode: declared in code (flags.names), else by an operator
+    on the flag, else None (safe mode leaves it alone)."""
+    declared = FLAG_SAFE_VALUES.get(name)
+    if declared is not None:
+        return declared
+    safe = getattr(flag, "safe_value", None)
+    return None if safe is None else bool(safe)
 
 
 def flags_for_request(request: HttpRequest) -> dict[str, bool]:
@@ -11,3 +29,66 @@ def flags_for_request(request: HttpRequest) -> dict[str, bool]:
     rules and our sticky percentage: what the browser UI may switch on."""
     names = get_waffle_flag_model().objects.order_by("name").values_list("name", flat=True)
     return {name: bool(flag_is_active(request, name)) for name in names}
+
+
+def flags_all() -> list[dict[str, Any]]:
+    """Every flag with its rules (for staff)."""
+    return [flag_describe(flag) for flag in Flag.objects.order_by("name")]
+
+
+def flag_describe(flag: Flag) -> dict[str, Any]:
+    return {
+        "name": flag.name,
+        "everyone": flag.everyone,
+        "percent": float(flag.percent) if flag.percent is not None else None,
+        "rollout_group": flag.group,
+        "safe_value": flag_safe_value(flag.name, flag),
+        "superusers": flag.superusers,
+        "staff": flag.staff,
+        "authenticated": flag.authenticated,
+        "testing": flag.testing,
+        "note": flag.note,
+        "modified": flag.modified,
+    }
+
+
+def flag_get(name: str) -> Flag:
+    flag = Flag.objects.filter(name=name).first()
+    if flag is None:
+        raise NotFound(f"No flag is named {name!r}.")
+    return flag
+
+
+def history_rows(records: Any, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """django-simple-history rows, newest first: who, when, what changed, why, and the
+    fields as they became."""
+    rows = []
+    for record in records.select_related("history_user").order_by("-history_id")[:200]:
+        rows.append(
+            {
+                "history_id": record.history_id,
+                "changed_at": record.history_date,
+                "changed_by": record.history_user.get_username() if record.history_user else None,
+                "change": {"+": "created", "~": "changed", "-": "deleted"}.get(record.history_type, ""),
+                "reason": record.history_change_reason or "",
+                "values": {
+                    name: (float(v) if isinstance(v, Decimal) else v)
+                    for name in fields
+                    for v in [getattr(record, name)]
+                },
+            }
+        )
+    return rows
+
+
+def flag_history(name: str) -> list[dict[str, Any]]:
+    return history_rows(
+        Flag.history.filter(name=name), ("everyone", "percent", "safe_value", "rollout_group", "staff", "testing")
+    )
+
+
+def switches_all() -> list[dict[str, Any]]:
+    return [
+        {"name": s.name, "active": s.active, "note": s.note, "modified": s.modified}
+        for s in Switch.objects.order_by("name")
+    ]

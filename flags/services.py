@@ -19,14 +19,15 @@ from decimal import Decimal
 from typing import Any
 
 import mmh3
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.http import HttpRequest
 from waffle.models import Switch
 from waffle.utils import get_setting
 
 from flags.models import Flag
-from flags.names import FLAG_SAFE_VALUES, MATCH_ENGINE_V1, SAFE_MODE
+from flags.names import MATCH_ENGINE_V1, SAFE_MODE
+from flags.selectors import flag_safe_value
 from flags.snapshot import FlagView, snapshot_current, snapshot_last
 from matchplatform.exceptions import InvalidInput, NotFound
 
@@ -82,16 +83,6 @@ def safe_mode_active() -> bool:
     if snap is None:
         return True
     return bool(snap.switches.get(SAFE_MODE, False))
-
-
-def flag_safe_value(name: str, flag: object | None = None) -> bool | None:
-    """What the flag reads in safe mode: its value declared in code (flags.names), else the
-    one an operator declared on it, else None (safe mode leaves it alone)."""
-    declared = FLAG_SAFE_VALUES.get(name)
-    if declared is not None:
-        return declared
-    safe = getattr(flag, "safe_value", None)
-    return None if safe is None else bool(safe)
 
 
 def safe_value_now(flag: object) -> bool | None:
@@ -167,31 +158,52 @@ def match_engine_enabled(*, request: HttpRequest) -> bool:
     return bool(flag_is_active(request, MATCH_ENGINE_V1))
 
 
-def flag_percent_set(
-    name: str, percent: int | Decimal, *, reason: str = "", actor: AbstractBaseUser | None = None
+_UNSET: Any = object()
+
+
+def flag_update(
+    name: str,
+    *,
+    everyone: bool | None = _UNSET,
+    percent: int | Decimal | None = _UNSET,
+    safe_value: bool | None = _UNSET,
+    reason: str = "",
+    actor: User | AnonymousUser | None = None,
 ) -> Flag:
-    """Set a flag's sticky percentage (0..100), with a history row naming who and why."""
-    if not 0 <= Decimal(percent) <= 100:
+    """Change a flag's rules (only those given), with a history row naming who and why."""
+    if percent is not _UNSET and percent is not None and not 0 <= Decimal(percent) <= 100:
         raise InvalidInput("A percentage is between 0 and 100.", fields={"percent": ["Between 0 and 100."]})
     with transaction.atomic():
-        flag = Flag.objects.select_for_update().filter(name=name).first()
+        flag: Any = Flag.objects.select_for_update().filter(name=name).first()
         if flag is None:
             raise NotFound(f"No flag is named {name!r}.")
-        flag.percent = Decimal(percent)
-        flag._change_reason = (reason or None) and reason[:100]  # type: ignore[attr-defined]
-        if actor is not None:
-            flag._history_user = actor  # type: ignore[attr-defined]
+        if everyone is not _UNSET:
+            flag.everyone = everyone
+        if percent is not _UNSET:
+            flag.percent = None if percent is None else Decimal(percent)
+        if safe_value is not _UNSET:
+            flag.safe_value = safe_value
+        flag._change_reason = (reason or None) and reason[:100]
+        if actor is not None and actor.is_authenticated:
+            flag._history_user = actor
         flag.save()  # its post_save bumps the snapshot stamp
-    return flag
+    return flag  # type: ignore[no-any-return]
 
 
-def switch_set(name: str, active: bool, *, reason: str = "", actor: AbstractBaseUser | None = None) -> Switch:
+def flag_percent_set(
+    name: str, percent: int | Decimal, *, reason: str = "", actor: User | AnonymousUser | None = None
+) -> Flag:
+    """Set a flag's sticky percentage (0..100), with a history row naming who and why."""
+    return flag_update(name, percent=percent, reason=reason, actor=actor)
+
+
+def switch_set(name: str, active: bool, *, reason: str = "", actor: User | AnonymousUser | None = None) -> Switch:
     """Turn a switch on or off (made if missing), with a history row naming who and why."""
     with transaction.atomic():
         switch: Any = Switch.objects.select_for_update().filter(name=name).first() or Switch(name=name)
         switch.active = active
         switch._change_reason = (reason or None) and reason[:100]
-        if actor is not None:
+        if actor is not None and actor.is_authenticated:
             switch._history_user = actor
         switch.save()
     return switch

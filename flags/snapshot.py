@@ -64,6 +64,8 @@ class Snapshot:
     samples: dict[str, Decimal]
     config: dict[str, Any]  # name -> the stored JSON value (validated on read by flags.config)
     sections: dict[str, Any] = field(default_factory=dict)
+    # Config values as their schemas read them, filled on first read (flags.config.selectors).
+    typed: dict[str, Any] = field(default_factory=dict)
 
 
 _SECTIONS: dict[str, Callable[[], Any]] = {}
@@ -82,6 +84,9 @@ class _State:
         self.checked_at = float("-inf")  # monotonic time of the last stamp check
         self.available = False
         self.dirty = True  # a write in this process: reload at the next check
+        # Loaded inside a transaction (maybe seeing its own uncommitted writes): reload once
+        # outside it, whatever the stamp says, since a rollback may have undone what was read.
+        self.tentative = False
         self.failures = 0
         self.logged_at = float("-inf")
         self.lock = threading.Lock()
@@ -141,21 +146,34 @@ def _load(stamp: int) -> Snapshot:
     )
 
 
+def _fresh(state: _State, now: float) -> bool:
+    if state.dirty or now - state.checked_at >= _check_seconds():
+        return False
+    return not (state.tentative and not connection.in_atomic_block)
+
+
 def snapshot_current() -> Snapshot | None:
     """The process's snapshot, refreshed if the stamp moved; None while the store cannot be
     read (callers answer safe values)."""
     state = _state
     now = time.monotonic()
-    if not state.dirty and now - state.checked_at < _check_seconds():
+    if _fresh(state, now):
         return state.snapshot if state.available else None
     with state.lock:
-        if not state.dirty and now - state.checked_at < _check_seconds():
+        if _fresh(state, now):
             return state.snapshot if state.available else None
         try:
             stamp = _stamp_read()
-            if state.dirty or state.snapshot is None or state.snapshot.stamp != stamp:
+            in_transaction = connection.in_atomic_block
+            if (
+                state.dirty
+                or state.snapshot is None
+                or state.snapshot.stamp != stamp
+                or (state.tentative and not in_transaction)
+            ):
                 state.dirty = False
                 state.snapshot = _load(stamp)
+                state.tentative = in_transaction
             state.available = True
         except DatabaseError as exc:
             state.available = False

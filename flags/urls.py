@@ -1,7 +1,16 @@
 from django.urls import path
 
-from flags.api import FlagsApi
+from flags import api
 
 urlpatterns = [
-    path("flags", FlagsApi.as_view(), name="flags"),
+    path("flags", api.FlagsApi.as_view(), name="flags"),
+    path("staff/flags", api.StaffFlagsApi.as_view(), name="staff-flags"),
+    path("staff/flags/<str:name>", api.StaffFlagApi.as_view(), name="staff-flag"),
+    path("staff/flags/<str:name>/history", api.StaffFlagHistoryApi.as_view(), name="staff-flag-history"),
+    path("staff/switches", api.StaffSwitchesApi.as_view(), name="staff-switches"),
+    path("staff/switches/<str:name>", api.StaffSwitchApi.as_view(), name="staff-switch"),
+    path("staff/config", api.StaffConfigsApi.as_view(), name="staff-configs"),
+    path("staff/config/<str:name>", api.StaffConfigApi.as_view(), name="staff-config"),
+    path("staff/config/<str:name>/versions", api.StaffConfigVersionsApi.as_view(), name="staff-config-versions"),
+    path("staff/config/<str:name>/rollback", api.StaffConfigRollbackApi.as_view(), name="staff-config-rollback"),
 ]

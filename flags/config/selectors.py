@@ -15,10 +15,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
 
-# Validated values, per (snapshot stamp, name): a read after the first costs a dict lookup.
-_typed: dict[tuple[int, str], BaseModel] = {}
-
-
 def _safe_mode_on(switches: dict[str, bool]) -> bool:
     from flags.names import SAFE_MODE
 
@@ -44,17 +40,15 @@ def config_get(name: str | ConfigSpec[Any]) -> BaseModel:
     raw = snap.config.get(spec.name)
     if raw is None:
         return spec.default
-    key = (snap.stamp, spec.name)
-    typed = _typed.get(key)
+    # Validated once per snapshot: a read after the first costs a dict lookup.
+    typed = snap.typed.get(spec.name)
     if typed is None:
         try:
             typed = spec.schema.model_validate(raw)
         except ValidationError:
             logger.exception("config %s: the stored value no longer fits its schema; answering the default", spec.name)
             typed = spec.default
-        if len(_typed) > 1000:
-            _typed.clear()
-        _typed[key] = typed
+        snap.typed[spec.name] = typed
     return typed
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from pydantic import BaseModel, ValidationError
 
@@ -37,7 +37,7 @@ def config_validate(name: str, value: Any) -> BaseModel:
         raise InvalidInput(f"{name}: " + "; ".join(f"{k}: {v[0]}" for k, v in fields.items()), fields=fields) from None
 
 
-def config_set(name: str, value: Any, *, reason: str = "", actor: AbstractBaseUser | None = None) -> ConfigValue:
+def config_set(name: str, value: Any, *, reason: str = "", actor: User | AnonymousUser | None = None) -> ConfigValue:
     """Validate and store ``value`` as the next version of ``name``."""
     typed = config_validate(name, value)
     stored = typed.model_dump(mode="json")
@@ -49,13 +49,15 @@ def config_set(name: str, value: Any, *, reason: str = "", actor: AbstractBaseUs
             row.value = stored
             row.version += 1
         row._change_reason = reason or None  # type: ignore[attr-defined]
-        if actor is not None:
+        if actor is not None and actor.is_authenticated:
             row._history_user = actor  # type: ignore[attr-defined]
         row.save()  # its post_save bumps the snapshot stamp
     return row
 
 
-def config_rollback(name: str, *, version: int, reason: str = "", actor: AbstractBaseUser | None = None) -> ConfigValue:
+def config_rollback(
+    name: str, *, version: int, reason: str = "", actor: User | AnonymousUser | None = None
+) -> ConfigValue:
     """Restore the value ``name`` had at ``version``, as a new version."""
     earlier = ConfigValue.history.filter(name=name, version=version).exclude(history_type="-").order_by("-history_id")
     row = earlier.first()
