@@ -95,3 +95,56 @@ def test_the_reason_given_in_the_admin_is_kept_with_the_change(admin_client):
     assert (latest.active, latest.history_change_reason) == (True, "p95 over 2 s since 14:00")
     page = admin_client.get(f"/admin/waffle/switch/{switch.pk}/history/").content.decode()
     assert "p95 over 2 s since 14:00" in page
+
+
+def test_the_flag_page_restores_an_earlier_version_in_one_click(admin_client, admin_user):
+    from flags.services import flag_enabled
+
+    flag = Flag.objects.create(name="restorable", everyone=True)
+    flag.everyone = False
+    flag._change_reason = "turned off"
+    flag.save()
+    assert flag_enabled("restorable") is False
+    page = admin_client.get(f"/admin/flags/flag/{flag.pk}/change/").content.decode()
+    first = flag.history.order_by("history_id").first()
+    restore_url = f"/admin/flags/flag/{flag.pk}/restore/{first.history_id}/"
+    assert f'formaction="{restore_url}"' in page and "Restore #" in page
+    response = admin_client.post(restore_url)
+    assert response.status_code == 302
+    assert Flag.objects.get(pk=flag.pk).everyone is True and flag_enabled("restorable") is True
+    latest = flag.history.order_by("-history_id").first()
+    assert latest.history_user == admin_user and latest.history_change_reason == f"restore #{first.history_id}"
+    assert admin_client.get(restore_url).status_code == 405  # a change is a POST (with its CSRF token)
+
+
+def test_config_in_the_admin_is_validated_by_its_schema_and_restored_in_one_click(admin_client):
+    from flags.config.models import ConfigValue
+    from flags.config.selectors import config_get
+
+    added = admin_client.post(
+        "/admin/flags/configvalue/add/",
+        {"name": "runs.fetch", "value": '{"unknown_sites": false}', "change_reason": "pause"},
+    )
+    assert added.status_code == 302, added.content.decode()[:3000]
+    row = ConfigValue.objects.get(name="runs.fetch")
+    assert row.version == 1 and config_get("runs.fetch").unknown_sites is False
+    bad = admin_client.post(
+        f"/admin/flags/configvalue/{row.pk}/change/",
+        {"name": "runs.fetch", "value": '{"unknown_sites": false, "paused_retry_seconds": -5}'},
+    )
+    assert bad.status_code == 200
+    assert "value.paused_retry_seconds" in bad.content.decode()
+    assert ConfigValue.objects.get(pk=row.pk).version == 1
+    changed = admin_client.post(
+        f"/admin/flags/configvalue/{row.pk}/change/",
+        {"name": "runs.fetch", "value": '{"unknown_sites": true}', "change_reason": "resume"},
+    )
+    assert changed.status_code == 302
+    assert ConfigValue.objects.get(pk=row.pk).version == 2
+    page = admin_client.get(f"/admin/flags/configvalue/{row.pk}/change/").content.decode()
+    assert "Restore v1" in page and "resume" in page
+    first = row.history.get(version=1)
+    admin_client.post(f"/admin/flags/configvalue/{row.pk}/restore/{first.history_id}/")
+    restored = ConfigValue.objects.get(pk=row.pk)
+    assert restored.version == 3 and restored.value["unknown_sites"] is False
+    assert config_get("runs.fetch").unknown_sites is False
