@@ -153,9 +153,8 @@ def switch_enabled(name: str) -> bool:
 
 
 def match_engine_enabled(*, request: HttpRequest) -> bool:
-    from waffle import flag_is_active
-
-    return bool(flag_is_active(request, MATCH_ENGINE_V1))
+    user = getattr(request, "user", None)
+    return flag_enabled(MATCH_ENGINE_V1, user=user, unit=None if user_unit(user) else request_unit(request))
 
 
 _UNSET: Any = object()

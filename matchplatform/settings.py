@@ -390,10 +390,47 @@ OPS_BEAT_STARTUP_TASKS = env_list(
 )
 
 # --- ops: request metrics and SLOs (ops/slo) --------------------------------------------
+# Each process adds its requests to in-memory counters and writes them every this many
+# seconds (one upsert per flush, never a row per request).
+REQUEST_METRICS_FLUSH_SECONDS = env_float("REQUEST_METRICS_FLUSH_SECONDS", 5.0)
+# Web processes flush from a background thread; tests and commands flush by hand.
+REQUEST_METRICS_FLUSH_THREAD = env_bool("REQUEST_METRICS_FLUSH_THREAD", PROCESS_ROLE == "web")
+# Rows a process keeps while the database refuses its flushes; past it the oldest go first.
+REQUEST_METRICS_BUFFER_MAX_KEYS = env_int("REQUEST_METRICS_BUFFER_MAX_KEYS", 20000)
+# A request slower than this is "slow" for the http.slow_share gate (a histogram bound, ms).
+REQUEST_METRICS_SLOW_MS = env_int("REQUEST_METRICS_SLOW_MS", 1000)
+REQUEST_METRICS_KEEP_DAYS = env_int("REQUEST_METRICS_KEEP_DAYS", 14)
 
 # --- ops: alert delivery and /metrics (ops/notify.py, ops/prometheus.py) ----------------
+# Where alerts go: a webhook taking Slack-compatible JSON (Slack, Mattermost, Rocket.Chat,
+# a relay of one's own) and/or email addresses. With neither, alerts are only logged.
+OPS_ALERT_WEBHOOK_URL = env_str("OPS_ALERT_WEBHOOK_URL")
+OPS_ALERT_EMAILS = env_list("OPS_ALERT_EMAILS", [])
+OPS_ALERT_EMAIL_FROM = env_str("OPS_ALERT_EMAIL_FROM")  # empty: DEFAULT_FROM_EMAIL
+OPS_ALERT_TIMEOUT_SECONDS = env_float("OPS_ALERT_TIMEOUT_SECONDS", 5.0)
+# A failed delivery is retried by the ops.alert_deliver task this many times, after
+# min(max, base * 2^retry) seconds with full jitter.
+OPS_ALERT_MAX_RETRIES = env_int("OPS_ALERT_MAX_RETRIES", 5)
+OPS_ALERT_RETRY_BACKOFF_SECONDS = env_float("OPS_ALERT_RETRY_BACKOFF_SECONDS", 10.0)
+OPS_ALERT_RETRY_BACKOFF_MAX_SECONDS = env_float("OPS_ALERT_RETRY_BACKOFF_MAX_SECONDS", 600.0)
+# The SMTP server alert emails leave through (Django's settings, from the environment). A
+# timeout, so that a dead mail server fails a delivery (then retried) instead of hanging it.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "matchplatform@localhost")
+# /metrics answers staff sessions, and scrapers sending "Authorization: Bearer <token>".
+# Empty: no token is accepted.
+OPS_METRICS_TOKEN = env_str("OPS_METRICS_TOKEN")
 
 # --- flags: snapshot, config, rollouts --------------------------------------------------
+# How often a process reads the flags stamp (a flip is seen everywhere within about this).
+FLAGS_STAMP_CHECK_SECONDS = env_float("FLAGS_STAMP_CHECK_SECONDS", 1.0)
 
 # --- runs ------------------------------------------------------------------------------
 RUNS_LEASE_TTL_SECONDS = env_float("RUNS_LEASE_TTL_SECONDS", 30.0)
