@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db.models.functions import Now
@@ -17,44 +15,6 @@ from runs.services import match_run_submit, match_runs_process_batch
 from tests.factories import InvestorFactory, MatchRunFactory, StartupFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-PAGE = b"""<!doctype html><html><head><title>Orbitly | Home</title>
-<meta name="description" content="Orbitly builds satellite payments infrastructure for fintech teams.">
-</head><body><p>Hello</p></body></html>"""
-
-
-class Site:
-    def __init__(self) -> None:
-        self.status = 200
-        self.hits = 0
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                site.hits += 1
-                self.send_response(site.status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write(PAGE)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def site(settings):
-    settings.RUNS_FETCH_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    s = Site()
-    yield s
-    s.close()
 
 
 def test_a_run_for_a_known_startup_stores_its_top_k_matches_once(settings):
