@@ -7,3 +7,4 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from ops import invariants_builtin, signals  # noqa: F401 - registers checks and worker hooks
+        from ops.slo import gate_metrics, invariants  # noqa: F401 - registers the SLOs' gates and checks

@@ -130,3 +130,53 @@ class InvariantResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.state}"
+
+
+# Request latency histogram: fixed upper bounds in milliseconds, each bucket counting the
+# requests in (previous bound, bound]; the last column counts everything above 5 s.
+LATENCY_BOUNDS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+LATENCY_FIELDS: tuple[str, ...] = (*(f"le_{bound}" for bound in LATENCY_BOUNDS_MS), "le_inf")
+
+
+class RouteMinute(models.Model):
+    """Requests to one route in one minute, aggregated (never a row per request).
+
+    Untagged totals have ``flag=""`` and ``cohort=""``; a request in a running rollout also
+    adds to one row per (flag, cohort) it is in, so a route's rows for a minute are its total
+    plus one per cohort. ``route`` is the resolved URL name ("unmatched" for no match), never
+    the raw path: a client must not be able to create rows at will.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    minute = models.DateTimeField(help_text="Start of the UTC minute.")
+    route = models.CharField(max_length=100)
+    flag = models.CharField(max_length=100, blank=True, default="")
+    cohort = models.CharField(max_length=20, blank=True, default="")
+    count = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0, help_text="Responses with a 5xx status.")
+    duration_ms_sum = models.FloatField(default=0.0)
+    le_5 = models.PositiveBigIntegerField(default=0)
+    le_10 = models.PositiveBigIntegerField(default=0)
+    le_25 = models.PositiveBigIntegerField(default=0)
+    le_50 = models.PositiveBigIntegerField(default=0)
+    le_100 = models.PositiveBigIntegerField(default=0)
+    le_250 = models.PositiveBigIntegerField(default=0)
+    le_500 = models.PositiveBigIntegerField(default=0)
+    le_1000 = models.PositiveBigIntegerField(default=0)
+    le_2500 = models.PositiveBigIntegerField(default=0)
+    le_5000 = models.PositiveBigIntegerField(default=0)
+    le_inf = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The flush's upsert target; minute first, so a window or the prune is a range scan.
+            models.UniqueConstraint(fields=["minute", "route", "flag", "cohort"], name="ops_routeminute_key"),
+        ]
+        indexes = [models.Index(fields=["flag", "minute"], name="ops_routeminute_flag")]
+
+    def __str__(self) -> str:
+        tag = f" {self.flag}={self.cohort}" if self.flag else ""
+        return f"{self.route} {self.minute:%Y-%m-%d %H:%M}{tag}: {self.count}"
+
+    def buckets(self) -> list[int]:
+        return [int(getattr(self, name)) for name in LATENCY_FIELDS]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from ops.slo.views import ops_requests
+
+urlpatterns: list[URLPattern] = [
+    path("ops/requests", ops_requests, name="ops-requests"),
+]
