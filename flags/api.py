@@ -114,7 +114,9 @@ class ConfigRollbackSerializer(serializers.Serializer):
     reason = REASON
 
 
-NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="The flag's, switch's or config's name")
+FLAG_NAME = OpenApiParameter("flag_name", str, OpenApiParameter.PATH, description="The flag's name")
+SWITCH_NAME = OpenApiParameter("switch_name", str, OpenApiParameter.PATH, description="The switch's name")
+CONFIG_NAME = OpenApiParameter("config_name", str, OpenApiParameter.PATH, description="The config's name")
 
 
 def _config_data(name: str) -> dict[str, Any]:
@@ -148,27 +150,27 @@ class StaffFlagApi(APIView):
 
     @extend_schema(
         summary="A flag and its rules (staff)",
-        parameters=[NAME],
+        parameters=[FLAG_NAME],
         responses={200: StaffFlagSerializer, **error_responses(403, 404)},
     )
-    def get(self, request: Request, name: str) -> Response:
-        return Response(StaffFlagSerializer(flag_describe(flag_get(name))).data)
+    def get(self, request: Request, flag_name: str) -> Response:
+        return Response(StaffFlagSerializer(flag_describe(flag_get(flag_name))).data)
 
     @extend_schema(
         summary="Change a flag: everyone, its sticky percentage, its safe value (staff)",
         description="Only the fields given change. Every change is a history row with who, when and the reason;"
         " every process sees it within about a second.",
-        parameters=[NAME],
+        parameters=[FLAG_NAME],
         request=FlagChangeSerializer,
         responses={200: StaffFlagSerializer, **error_responses(400, 403, 404)},
         examples=[OpenApiExample("raise to 25 %", value={"percent": 25, "reason": "stage 2"}, request_only=True)],
     )
-    def patch(self, request: Request, name: str) -> Response:
+    def patch(self, request: Request, flag_name: str) -> Response:
         given = FlagChangeSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         data = dict(given.validated_data)
         reason = data.pop("reason", "")
-        flag = flag_update(name, **data, reason=reason, actor=request.user)
+        flag = flag_update(flag_name, **data, reason=reason, actor=request.user)
         return Response(StaffFlagSerializer(flag_describe(flag)).data)
 
 
@@ -177,12 +179,12 @@ class StaffFlagHistoryApi(APIView):
 
     @extend_schema(
         summary="A flag's history, newest first (staff)",
-        parameters=[NAME],
+        parameters=[FLAG_NAME],
         responses={200: HistoryRowSerializer(many=True), **error_responses(403, 404)},
     )
-    def get(self, request: Request, name: str) -> Response:
-        flag_get(name)
-        return Response(HistoryRowSerializer(flag_history(name), many=True).data)
+    def get(self, request: Request, flag_name: str) -> Response:
+        flag_get(flag_name)
+        return Response(HistoryRowSerializer(flag_history(flag_name), many=True).data)
 
 
 class StaffSwitchesApi(APIView):
@@ -198,18 +200,21 @@ class StaffSwitchApi(APIView):
 
     @extend_schema(
         summary="Turn a switch on or off (staff), global.safe_mode included",
-        parameters=[NAME],
+        parameters=[SWITCH_NAME],
         request=SwitchChangeSerializer,
         responses={200: SwitchSerializer, **error_responses(400, 403)},
         examples=[OpenApiExample("safe mode on", value={"active": True, "reason": "incident 42"}, request_only=True)],
     )
-    def put(self, request: Request, name: str) -> Response:
+    def put(self, request: Request, switch_name: str) -> Response:
         given = SwitchChangeSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        if len(name) > 100:
+        if len(switch_name) > 100:
             raise InvalidInput("A switch's name is at most 100 characters.", fields={"name": ["Too long."]})
         switch = switch_set(
-            name, given.validated_data["active"], reason=given.validated_data.get("reason", ""), actor=request.user
+            switch_name,
+            given.validated_data["active"],
+            reason=given.validated_data.get("reason", ""),
+            actor=request.user,
         )
         return Response(SwitchSerializer(switch).data)
 
@@ -230,17 +235,17 @@ class StaffConfigApi(APIView):
 
     @extend_schema(
         summary="A config name (staff)",
-        parameters=[NAME],
+        parameters=[CONFIG_NAME],
         responses={200: ConfigSerializer, **error_responses(403, 404)},
     )
-    def get(self, request: Request, name: str) -> Response:
-        return Response(ConfigSerializer(_config_data(name)).data)
+    def get(self, request: Request, config_name: str) -> Response:
+        return Response(ConfigSerializer(_config_data(config_name)).data)
 
     @extend_schema(
         summary="Write a new version of a config value (staff)",
         description="The value is validated by the name's schema: a bad one answers 400 naming each field"
         " (`value.epsilon`). Every write is a new version; see /versions and /rollback.",
-        parameters=[NAME],
+        parameters=[CONFIG_NAME],
         request=ConfigChangeSerializer,
         responses={200: ConfigSerializer, **error_responses(400, 403, 404)},
         examples=[
@@ -251,13 +256,16 @@ class StaffConfigApi(APIView):
             )
         ],
     )
-    def put(self, request: Request, name: str) -> Response:
+    def put(self, request: Request, config_name: str) -> Response:
         given = ConfigChangeSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         config_set(
-            name, given.validated_data["value"], reason=given.validated_data.get("reason", ""), actor=request.user
+            config_name,
+            given.validated_data["value"],
+            reason=given.validated_data.get("reason", ""),
+            actor=request.user,
         )
-        return Response(ConfigSerializer(_config_data(name)).data)
+        return Response(ConfigSerializer(_config_data(config_name)).data)
 
 
 class StaffConfigVersionsApi(APIView):
@@ -265,12 +273,12 @@ class StaffConfigVersionsApi(APIView):
 
     @extend_schema(
         summary="Every version of a config value, newest first (staff)",
-        parameters=[NAME],
+        parameters=[CONFIG_NAME],
         responses={200: ConfigVersionSerializer(many=True), **error_responses(403, 404)},
     )
-    def get(self, request: Request, name: str) -> Response:
-        _config_data(name)
-        return Response(ConfigVersionSerializer(config_versions(name), many=True).data)
+    def get(self, request: Request, config_name: str) -> Response:
+        _config_data(config_name)
+        return Response(ConfigVersionSerializer(config_versions(config_name), many=True).data)
 
 
 class StaffConfigRollbackApi(APIView):
@@ -278,18 +286,18 @@ class StaffConfigRollbackApi(APIView):
 
     @extend_schema(
         summary="Restore an earlier version of a config value, as a new version (staff)",
-        parameters=[NAME],
+        parameters=[CONFIG_NAME],
         request=ConfigRollbackSerializer,
         responses={200: ConfigSerializer, **error_responses(400, 403, 404)},
     )
-    def post(self, request: Request, name: str) -> Response:
+    def post(self, request: Request, config_name: str) -> Response:
         given = ConfigRollbackSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        _config_data(name)
+        _config_data(config_name)
         config_rollback(
-            name,
+            config_name,
             version=given.validated_data["version"],
             reason=given.validated_data.get("reason", ""),
             actor=request.user,
         )
-        return Response(ConfigSerializer(_config_data(name)).data)
+        return Response(ConfigSerializer(_config_data(config_name)).data)

@@ -55,6 +55,17 @@ def _fresh_flags_snapshot():
 
 
 @pytest.fixture
+def flags_snapshot_warm(db, settings):
+    """The flags snapshot loaded, and not checked again during the test: for tests that count
+    a request's queries (a process reads the flags stamp at most once a second, and loads
+    the snapshot once; neither belongs to the request being counted)."""
+    from flags.snapshot import snapshot_current
+
+    settings.FLAGS_STAMP_CHECK_SECONDS = 3600.0
+    snapshot_current()
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

@@ -18,6 +18,7 @@ from django.contrib.auth.models import User
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from flags.models import Flag
 from proposals.identity.services import member_create
 from proposals.matches.services import event_match_create
 from proposals.models import Conversation, ProposalVoter
@@ -80,6 +81,9 @@ def world(settings):
         "match_id": str(match.public_id),
         "conversation_id": str(Conversation.objects.get(match=match).public_id),
         "run_id": str(MatchRunFactory().run_id),
+        "flag_name": Flag.objects.create(name="hostile_flag", percent=5).name,
+        "switch_name": "hostile.switch",
+        "config_name": "runs.fetch",
     }
     return {"member": member, "staff": staff, "ids": ids}
 

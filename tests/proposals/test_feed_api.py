@@ -646,7 +646,7 @@ def _queries(client, params):
 
 
 @pytest.mark.parametrize("sort", ["newest", "compatibility", "expiring_soon"])
-def test_the_number_of_queries_per_page_does_not_grow_with_the_page(network, sort):
+def test_the_number_of_queries_per_page_does_not_grow_with_the_page(network, sort, flags_snapshot_warm):
     me, event = network["me"], network["event"]
     for i in range(30):
         other = member_create(username=f"q{i}", privacy=["public", "connections", "private"][i % 3])
