@@ -15,3 +15,8 @@ class FlagsConfig(AppConfig):
         # Every write of what the snapshot carries bumps its stamp (flags.snapshot).
         stamp_signals_connect(Flag, Switch, Sample, ConfigValue)
         stamp_m2m_connect(Flag.users.through, Flag.groups.through)
+
+        from flags.snapshot import snapshot_metrics
+        from ops.prometheus import prometheus_collector_register
+
+        prometheus_collector_register(snapshot_metrics, name="flags.snapshot")

@@ -11,7 +11,7 @@ once.
 
 If the stamp cannot be read (the database is down), the snapshot reads as *unavailable*:
 evaluations answer their declared safe values, the failure is counted
-(``store_failures()``, and ``flags_store_failures_total`` on /metrics) and logged at most once
+(``store_failures()``, and ``matchplatform_flags_store_failures_total`` on /metrics) and logged at most once
 a minute, and the next check retries after the same interval.
 """
 
@@ -178,7 +178,6 @@ def snapshot_current() -> Snapshot | None:
         except DatabaseError as exc:
             state.available = False
             state.failures += 1
-            _store_failure_count()
             if now - state.logged_at >= 60.0:
                 state.logged_at = now
                 logger.error("flags: the store cannot be read (%s); answering safe values", exc)
@@ -216,21 +215,20 @@ def store_failures() -> int:
     return _state.failures
 
 
-_failure_counter: Any = None
+def snapshot_metrics() -> list[Any]:
+    """For /metrics: this process's stamp checks that found the store unreadable, and the
+    stamp its snapshot holds (a process whose stamp lags the others is not reloading)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-
-def _store_failure_count() -> None:
-    global _failure_counter
-    try:
-        if _failure_counter is None:
-            from prometheus_client import Counter
-
-            _failure_counter = Counter(
-                "flags_store_failures", "Flag evaluations that found the flag store unreadable (per process)."
-            )
-        _failure_counter.inc()
-    except Exception:  # the count is best effort; evaluation must never raise
-        logger.debug("flags: failure counter unavailable", exc_info=True)
+    failures = CounterMetricFamily(
+        "matchplatform_flags_store_failures",
+        "Stamp checks of the serving process that found the flag store unreadable (safe values answered).",
+    )
+    failures.add_metric([], store_failures())
+    stamp = GaugeMetricFamily("matchplatform_flags_snapshot_stamp", "The flags stamp the serving process holds.")
+    snap = _state.snapshot
+    stamp.add_metric([], snap.stamp if snap is not None else 0)
+    return [failures, stamp]
 
 
 def stamp_bump() -> None:

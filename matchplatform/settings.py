@@ -83,6 +83,9 @@ MIDDLEWARE = [
     "matchplatform.db_pool.PoolExhaustedMiddleware",
     "matchplatform.middleware.NulCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Sets the anonymous rollout unit's cookie when a flag evaluation made one (flags/): outside
+    # the request metrics, which read each running rollout's cohort after the response.
+    "flags.middleware.RolloutUnitMiddleware",
     # Counts every request per route and minute (count, 5xx, latency histogram), tagged with
     # the cohort of each running rollout: the SLOs' and the rollout gates' figures.
     "ops.slo.middleware.RequestMetricsMiddleware",
@@ -94,8 +97,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "waffle.middleware.WaffleMiddleware",
-    # Sets the anonymous rollout unit's cookie when a flag evaluation made one (flags/).
-    "flags.middleware.RolloutUnitMiddleware",
     # Names the signed-in user as the author of the history rows a request writes.
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it turns a sign-in that axes refused into the lockout answer.

@@ -17,6 +17,7 @@ from django.db.transaction import TransactionManagementError
 from ops.invariants import InvariantOutcome, invariants_run
 from ops.models import DeadLetter, InvariantResult, QueueHistory, WorkerHeartbeat
 from ops.queue import QUEUED, LeaseQueue, queue_get
+from ops.slo.services import route_minutes_prune
 from ops.worker import worker_counters, worker_id
 
 logger = logging.getLogger(__name__)
@@ -132,13 +133,12 @@ def heartbeat_remove() -> None:
 
 
 def invariants_check_and_store() -> list[InvariantOutcome]:
+    """Run every invariant, store the results and alert on each change of state that calls
+    for it (ops.notify decides, once, whoever else is storing at the same time)."""
+    from ops.notify import invariant_results_store
+
     outcomes = invariants_run()
-    InvariantResult.objects.bulk_create(
-        [
-            InvariantResult(name=o.name, app=o.app, state=o.state, value=o.value, sample=o.sample, detail=o.detail)
-            for o in outcomes
-        ]
-    )
+    invariant_results_store(outcomes=outcomes)
     return outcomes
 
 
@@ -157,12 +157,14 @@ def dead_letters_requeue(*, dead_letter_ids: list[int]) -> int:
 
 
 def ops_prune() -> dict[str, int]:
-    """Drop check results and heartbeats past their keep period (they are not business data)."""
+    """Drop check results, heartbeats and request metrics past their keep period (they are not
+    business data)."""
     results, _ = InvariantResult.objects.filter(
         checked_at__lt=Now() - timedelta(days=settings.OPS_INVARIANT_RESULTS_KEEP_DAYS)
     ).delete()
     beats, _ = WorkerHeartbeat.objects.filter(last_seen__lt=Now() - timedelta(days=1)).delete()
-    return {"invariant_results": results, "heartbeats": beats}
+    minutes = route_minutes_prune(older_than_days=settings.REQUEST_METRICS_KEEP_DAYS)
+    return {"invariant_results": results, "heartbeats": beats, "route_minutes": minutes}
 
 
 __all__ = [

@@ -24,13 +24,11 @@ def release_expired() -> dict[str, dict[str, int]]:
 
 @shared_task(name="ops.invariants_check", time_limit=120, soft_time_limit=100)
 def invariants_check() -> dict[str, str]:
-    from ops.invariants import invariants_run
-    from ops.notify import invariant_results_store
+    from ops.services import invariants_check_and_store
 
     # Checks run outside any transaction; storing them also decides, once, which changes
     # of state to alert on (ops/notify.py).
-    outcomes = invariants_run()
-    invariant_results_store(outcomes=outcomes)
+    outcomes = invariants_check_and_store()
     return {o.name: o.state for o in outcomes}
 
 

@@ -113,6 +113,8 @@ def test_an_unreachable_store_answers_safe_values_without_raising(store_down, ca
                 if safe is not None:
                     assert flag_enabled(name) is safe
         assert snapshot.store_failures() > failures
+        (counted, _stamp) = snapshot.snapshot_metrics()
+        assert counted.samples[0].value == snapshot.store_failures()
         assert "cannot be read" in caplog.text
     finally:
         up()

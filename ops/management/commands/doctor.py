@@ -23,9 +23,11 @@ class Command(BaseCommand):
         if not database["ok"]:
             raise CommandError(f"database unreachable: {database.get('error')}")
         if options["store"]:
+            from ops.notify import alert_threads_join
             from ops.services import invariants_check_and_store
 
             outcomes = invariants_check_and_store()
+            alert_threads_join(timeout=10)  # the alerts it decided leave before the command exits
         else:
             outcomes = invariant_outcomes(live=True)
         broker = broker_ping()
