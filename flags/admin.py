@@ -22,6 +22,7 @@ from flags.config.models import ConfigValue
 from flags.config.registry import config_spec, config_specs
 from flags.config.services import config_rollback, config_set, config_validate
 from flags.models import Flag
+from flags.rollouts import admin as _rollouts_admin  # noqa: F401  # registers the rollout admin
 from matchplatform.exceptions import ApplicationError
 
 if TYPE_CHECKING:

@@ -20,3 +20,7 @@ class FlagsConfig(AppConfig):
         from ops.prometheus import prometheus_collector_register
 
         prometheus_collector_register(snapshot_metrics, name="flags.snapshot")
+
+        from flags.rollouts import rollouts_ready
+
+        rollouts_ready()  # running rollouts in the snapshot, their /metrics, the controller's task

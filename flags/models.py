@@ -10,6 +10,7 @@ testing, languages, its admin and template tags keep working), with what waffle 
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.http import HttpRequest
 from simple_history import register
@@ -18,6 +19,18 @@ from waffle.models import AbstractUserFlag, Sample, Switch
 
 
 class Flag(AbstractUserFlag):
+    # Waffle's percentage stops at 99.9; a sticky bucket is 1..100, so the last stage of a
+    # rollout (100 %) needs 100.
+    percent = models.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="0 to 100: a unit is in when its bucket (1..100) is at most this, so 100 is everyone and "
+        "raising it keeps everyone who was in.",
+        verbose_name="Percent",
+    )
     rollout_group = models.CharField(
         max_length=100,
         blank=True,

@@ -369,6 +369,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "proposals.metrics": {"task": "proposals.metrics", "schedule": 60.0},
     "proposals.prune": {"task": "proposals.prune", "schedule": 3600.0},
+    # The staged rollouts' controller: advance, hold, pause or roll back each running rollout.
+    "flags.rollouts_tick": {"task": "flags.rollouts_tick", "schedule": env_float("ROLLOUTS_TICK_SECONDS", 30.0)},
+    "flags.rollouts_prune": {"task": "flags.rollouts_prune", "schedule": 3600.0},
 }
 
 # Wake a worker through the broker when a unit of work commits. Off only where no broker
@@ -432,6 +435,12 @@ OPS_METRICS_TOKEN = env_str("OPS_METRICS_TOKEN")
 # --- flags: snapshot, config, rollouts --------------------------------------------------
 # How often a process reads the flags stamp (a flip is seen everywhere within about this).
 FLAGS_STAMP_CHECK_SECONDS = env_float("FLAGS_STAMP_CHECK_SECONDS", 1.0)
+# How often beat runs the rollouts' controller (one decision per rollout per tick).
+ROLLOUTS_TICK_SECONDS = env_float("ROLLOUTS_TICK_SECONDS", 30.0)
+ROLLOUTS_KEEP_DAYS = env_int("ROLLOUTS_KEEP_DAYS", 30)  # hold decisions and exposures kept this long
+# Exposures (the first time a unit is seen in a rollout's stage) are written in batches.
+ROLLOUTS_EXPOSURE_FLUSH_SECONDS = env_float("ROLLOUTS_EXPOSURE_FLUSH_SECONDS", 5.0)
+ROLLOUTS_EXPOSURE_FLUSH_THREAD = env_bool("ROLLOUTS_EXPOSURE_FLUSH_THREAD", REQUEST_METRICS_FLUSH_THREAD)
 
 # --- runs ------------------------------------------------------------------------------
 RUNS_LEASE_TTL_SECONDS = env_float("RUNS_LEASE_TTL_SECONDS", 30.0)

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
 
+
 def _safe_mode_on(switches: dict[str, bool]) -> bool:
     from flags.names import SAFE_MODE
 

@@ -162,3 +162,15 @@ def test_safe_mode_wins_where_a_flag_declares_a_safe_value():
         assert not flag_enabled("risky", user=member)
         assert not flag_is_active(request, "risky")
         assert flag_enabled("plain", user=member)  # no safe value declared: safe mode leaves it alone
+
+
+@pytest.mark.django_db
+def test_a_percentage_of_100_is_everyone_and_over_100_is_refused():
+    from flags.services import flag_percent_set
+    from matchplatform.exceptions import InvalidInput
+
+    Flag.objects.create(name="all_in", percent=Decimal(5))
+    flag_percent_set("all_in", 100, reason="last stage")
+    assert all(flag_enabled("all_in", unit=f"u{i}") for i in range(2000))
+    with pytest.raises(InvalidInput):
+        flag_percent_set("all_in", Decimal("100.1"), reason="too far")
