@@ -72,6 +72,9 @@ class GateMetric:
 
 
 _REGISTRY: dict[str, GateMetric] = {}
+# Families of metrics listed when asked (one per invariant, say), so that they cover what
+# other apps register after the family's app is ready.
+_FAMILIES: list[Callable[[], list[GateMetric]]] = []
 
 
 def gate_metric_register(metric: GateMetric) -> GateMetric:
@@ -93,10 +96,24 @@ def gate_metric(
     return decorator
 
 
+def gate_metric_family_register(lister: Callable[[], list[GateMetric]]) -> None:
+    """Register a family of metrics, listed each time the registry is read."""
+    _FAMILIES.append(lister)
+
+
+def _everything() -> dict[str, GateMetric]:
+    metrics: dict[str, GateMetric] = {}
+    for lister in _FAMILIES:
+        metrics.update((m.name, m) for m in lister())
+    metrics.update(_REGISTRY)
+    return metrics
+
+
 def gate_metric_get(name: str) -> GateMetric:
     """The metric named ``name`` (KeyError if no app registered it)."""
-    return _REGISTRY[name]
+    found = _REGISTRY.get(name)
+    return found if found is not None else _everything()[name]
 
 
 def gate_metrics_all() -> list[GateMetric]:
-    return sorted(_REGISTRY.values(), key=lambda m: m.name)
+    return sorted(_everything().values(), key=lambda m: m.name)

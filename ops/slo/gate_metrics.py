@@ -55,6 +55,22 @@ def http_slow_share(window: GateWindow) -> GateReading:
     return _comparative(window, "slow")
 
 
+@gate_metric(
+    name="http.p95_ms",
+    app="ops",
+    description="p95 latency of the treatment cohort's requests, in ms (every route; from the histogram)",
+    unit="ms",
+)
+def http_p95_ms(window: GateWindow) -> GateReading:
+    stats = cohort_stats(flag=window.flag, since=window.since, until=window.until).get(TREATMENT, RequestStats())
+    p95 = stats.p95
+    return GateReading(
+        value=p95,
+        sample=stats.count,
+        detail=f"p95 {p95:.0f} ms over {stats.count} treatment requests" if p95 is not None else "no requests",
+    )
+
+
 def _burn_rate_metric(slo: Slo, window_name: str) -> _GateMetric:
     def compute(window: GateWindow) -> GateReading:
         # Over every request to the route (not one cohort), ending at the window's end.

@@ -514,3 +514,39 @@ def test_pruning_deletes_only_the_minutes_older_than_the_retention():
     )
     assert route_minutes_prune(older_than_days=14) == 2
     assert list(RouteMinute.objects.values_list("count", flat=True)) == [1]
+
+
+@pytest.mark.django_db
+def test_the_p95_gate_reads_the_treatment_cohorts_histogram_only():
+    minute = now_minute()
+    route_minutes_add(
+        deltas=[
+            delta(
+                minute, "matches", count=100, buckets={"le_100": 90, "le_1000": 10}, flag="ranker", cohort="treatment"
+            ),
+            delta(minute, "matches", count=100, buckets={"le_inf": 100}, flag="ranker", cohort="control"),
+        ]
+    )
+    window = GateWindow(flag="ranker", since=timezone.now() - timedelta(minutes=30), until=timezone.now())
+    reading = gate_metric_get("http.p95_ms").compute(window)
+    assert reading.sample == 100
+    assert 250 < reading.value <= 1000  # the 95th request falls in the 250-1000 ms bucket
+    assert not gate_metric_get("http.p95_ms").comparative
+    assert gate_metric_get("http.p95_ms").compute(GateWindow("never-ran", window.since, window.until)).value is None
+
+
+@pytest.mark.django_db
+def test_every_invariant_is_a_gate_reading_its_latest_stored_state():
+    from ops.models import InvariantResult
+
+    names = {m.name for m in gate_metrics_all()}
+    assert {f"invariant.{i.name}" for i in invariants_all()} <= names
+    gate = gate_metric_get("invariant.ops.dead_letters_open")
+    window = GateWindow(flag="any", since=timezone.now() - timedelta(minutes=5), until=timezone.now() + timedelta(1))
+    assert gate.compute(window).value is None  # nothing stored yet: no data, the controller holds
+    InvariantResult.objects.create(name="ops.dead_letters_open", app="ops", state="warn", detail="3 open")
+    InvariantResult.objects.create(name="ops.dead_letters_open", app="ops", state="critical", detail="40 open")
+    reading = gate.compute(window)
+    assert (reading.value, reading.sample) == (3.0, 1) and "40 open" in reading.detail
+    InvariantResult.objects.create(name="ops.dead_letters_open", app="ops", state="insufficient_data")
+    assert gate.compute(window).value is None
