@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -16,6 +15,7 @@ from flags.config.services import config_rollback, config_set
 from flags.selectors import flag_describe, flag_get, flag_history, flags_all, flags_for_request, switches_all
 from flags.services import flag_update, switch_set
 from matchplatform.exceptions import InvalidInput, NotFound
+from matchplatform.fields import StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField
 from matchplatform.openapi import error_responses
 
 
@@ -35,7 +35,7 @@ class FlagsApi(APIView):
 
 # --- staff: flags, switches, config ----------------------------------------------------------
 
-REASON = serializers.CharField(
+REASON = StrictCharField(
     required=False, allow_blank=True, max_length=100, help_text="Why (kept in the history with who and when)."
 )
 
@@ -55,11 +55,11 @@ class StaffFlagSerializer(serializers.Serializer):
 
 
 class FlagChangeSerializer(serializers.Serializer):
-    everyone = serializers.BooleanField(required=False, allow_null=True, help_text="true/false forces it; null: rules")
-    percent = serializers.DecimalField(
-        required=False, allow_null=True, max_digits=4, decimal_places=1, min_value=Decimal(0), max_value=Decimal(100)
+    everyone = StrictBooleanField(required=False, allow_null=True, help_text="true/false forces it; null: rules")
+    percent = StrictFloatField(
+        required=False, allow_null=True, min_value=0, max_value=100, help_text="0 to 100 (one decimal place kept)"
     )
-    safe_value = serializers.BooleanField(required=False, allow_null=True)
+    safe_value = StrictBooleanField(required=False, allow_null=True)
     reason = REASON
 
 
@@ -80,7 +80,7 @@ class SwitchSerializer(serializers.Serializer):
 
 
 class SwitchChangeSerializer(serializers.Serializer):
-    active = serializers.BooleanField()
+    active = StrictBooleanField()
     reason = REASON
 
 
@@ -110,7 +110,7 @@ class ConfigVersionSerializer(serializers.Serializer):
 
 
 class ConfigRollbackSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1)
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
     reason = REASON
 
 
@@ -140,7 +140,10 @@ def _config_data(name: str) -> dict[str, Any]:
 class StaffFlagsApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(summary="Every flag and its rules (staff)", responses={200: StaffFlagSerializer(many=True)})
+    @extend_schema(
+        summary="Every flag and its rules (staff)",
+        responses={200: StaffFlagSerializer(many=True), **error_responses(403)},
+    )
     def get(self, request: Request) -> Response:
         return Response(StaffFlagSerializer(flags_all(), many=True).data)
 
@@ -190,7 +193,7 @@ class StaffFlagHistoryApi(APIView):
 class StaffSwitchesApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(summary="Every switch (staff)", responses={200: SwitchSerializer(many=True)})
+    @extend_schema(summary="Every switch (staff)", responses={200: SwitchSerializer(many=True), **error_responses(403)})
     def get(self, request: Request) -> Response:
         return Response(SwitchSerializer(switches_all(), many=True).data)
 
@@ -224,7 +227,7 @@ class StaffConfigsApi(APIView):
 
     @extend_schema(
         summary="Every config name: its value, version, default, safe value and schema (staff)",
-        responses={200: ConfigSerializer(many=True)},
+        responses={200: ConfigSerializer(many=True), **error_responses(403)},
     )
     def get(self, request: Request) -> Response:
         return Response(ConfigSerializer([_config_data(spec.name) for spec in config_specs()], many=True).data)

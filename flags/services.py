@@ -170,8 +170,10 @@ def flag_update(
     actor: User | AnonymousUser | None = None,
 ) -> Flag:
     """Change a flag's rules (only those given), with a history row naming who and why."""
-    if percent is not _UNSET and percent is not None and not 0 <= Decimal(percent) <= 100:
-        raise InvalidInput("A percentage is between 0 and 100.", fields={"percent": ["Between 0 and 100."]})
+    if percent is not _UNSET and percent is not None:
+        percent = Decimal(str(percent)).quantize(Decimal("0.1"))  # a flag keeps one decimal place
+        if not 0 <= percent <= 100:
+            raise InvalidInput("A percentage is between 0 and 100.", fields={"percent": ["Between 0 and 100."]})
     with transaction.atomic():
         flag: Any = Flag.objects.select_for_update().filter(name=name).first()
         if flag is None:

@@ -19,6 +19,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from flags.models import Flag
+from flags.rollouts.services import rollout_create
 from proposals.identity.services import member_create
 from proposals.matches.services import event_match_create
 from proposals.models import Conversation, ProposalVoter
@@ -82,6 +83,7 @@ def world(settings):
         "conversation_id": str(Conversation.objects.get(match=match).public_id),
         "run_id": str(MatchRunFactory().run_id),
         "flag_name": Flag.objects.create(name="hostile_flag", percent=5).name,
+        "rollout_name": rollout_create(name="hostile-rollout", flag="hostile_flag").name,
         "switch_name": "hostile.switch",
         "config_name": "runs.fetch",
     }

@@ -8,6 +8,7 @@ from django.db.models import Count, Q, QuerySet
 
 from flags.rollouts.models import Rollout, RolloutDecision, RolloutExposure
 from flags.rollouts.states import DecisionKind, RolloutState
+from matchplatform.exceptions import NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +67,11 @@ def rollout_decision_counts() -> dict[tuple[int, str], int]:
     """How many decisions of each kind each rollout has recorded."""
     rows = RolloutDecision.objects.values_list("rollout_id", "decision").annotate(n=Count("id")).order_by()
     return {(rollout_id, decision): n for rollout_id, decision, n in rows}
+
+
+def rollout_get(*, name: str) -> Rollout:
+    """The rollout named ``name`` (NotFound)."""
+    rollout = Rollout.objects.select_related("flag").filter(name=name).first()
+    if rollout is None:
+        raise NotFound(f"No rollout is named {name!r}.")
+    return rollout

@@ -11,12 +11,13 @@ write bumps the snapshot stamp, so each process's running-rollouts section follo
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flags.gates import gate_metrics_all
@@ -54,6 +55,9 @@ def rollout_config_errors(*, stages: Any, gates: Any, alpha: Any = 0.05) -> dict
     return errors
 
 
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+
+
 def rollout_create(
     *,
     name: str,
@@ -76,8 +80,18 @@ def rollout_create(
     errors = rollout_config_errors(stages=stages, gates=gates, alpha=alpha)
     if rollback_action not in RollbackAction.values:
         errors["rollback_action"] = [f"One of {', '.join(RollbackAction.values)}."]
-    if breaches_to_rollback < 1:
-        errors["breaches_to_rollback"] = ["At least 1."]
+    for field, value, low, high in (
+        ("min_dwell_seconds", min_dwell_seconds, 0, 30 * 24 * 3600),
+        ("min_sample", min_sample, 0, 2**31 - 1),
+        ("min_gate_sample", min_gate_sample, 0, 2**31 - 1),
+        ("breaches_to_rollback", breaches_to_rollback, 1, 100),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            errors[field] = [f"A whole number from {low} to {high}."]
+    if not isinstance(name, str) or not _SLUG.fullmatch(name):
+        errors["name"] = ["A slug of 1 to 100 letters, digits, - or _ (it names the rollout in metrics and alerts)."]
+    elif Rollout.objects.filter(name=name).exists():
+        errors["name"] = [f"A rollout is already named {name!r}."]
     flag_row = Flag.objects.filter(name=flag).first()
     if flag_row is None:
         errors["flag"] = [f"No flag is named {flag!r}."]
@@ -97,7 +111,11 @@ def rollout_create(
             alpha=alpha,
             created_by=actor,
         )
-        _save(rollout, reason=reason or "created", actor=actor)
+        try:
+            with transaction.atomic():
+                _save(rollout, reason=reason or "created", actor=actor)
+        except IntegrityError:  # another create took the name between the check and here
+            raise Conflict(f"A rollout is already named {name!r}.") from None
     return rollout
 
 
@@ -189,17 +207,18 @@ def rollback_apply(
     figures: dict[str, Any] | None = None,
     tick_key: str | None = None,
 ) -> RolloutDecision:
-    """Roll back: the flag to 0 % (or safe mode on, as the rollout says), the state to
-    rolled back, the decision recorded, and a notification (always). The row must be locked."""
+    """Roll back: the flag to 0 % (and, when the rollout says so, safe mode on everywhere as
+    well), the state to rolled back, the decision recorded, and a notification (always). The
+    row must be locked."""
     from flags.services import switch_set
 
     rollout.state = rollout_transition(state=rollout.state, action="rollback")
+    # The treatment always ends: safe mode alone would leave a flag that declares no safe
+    # value at its percentage.
+    _percent_apply(rollout, 0, reason=f"rollout {rollout.name}: rollback", actor=actor)
+    percent = 0.0
     if rollout.rollback_action == RollbackAction.SAFE_MODE:
         switch_set(SAFE_MODE, True, reason=f"rollout {rollout.name} rolled back"[:REASON_MAX], actor=actor)
-        percent = rollout.percent
-    else:
-        _percent_apply(rollout, 0, reason=f"rollout {rollout.name}: rollback", actor=actor)
-        percent = 0.0
     rollout.breach_streaks = {}
     rollout.alert = ""
     rollout.last_tick_at = now

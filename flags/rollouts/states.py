@@ -17,7 +17,7 @@ class RolloutState(models.TextChoices):
 
 class RollbackAction(models.TextChoices):
     PERCENT_ZERO = "percent_zero", "Set the flag's percentage to 0"
-    SAFE_MODE = "safe_mode", "Turn safe mode on"
+    SAFE_MODE = "safe_mode", "Set the flag's percentage to 0 and turn safe mode on everywhere"
 
 
 class DecisionKind(models.TextChoices):

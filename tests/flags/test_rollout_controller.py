@@ -26,7 +26,7 @@ from flags.rollouts.services import (
 from flags.rollouts.states import DecisionKind, RolloutState, RolloutTransitionError
 from flags.services import flag_enabled, flag_percent_set, safe_mode_active
 from matchplatform.exceptions import Conflict, InvalidInput
-from tests.flags.rollout_fakes import T0, FakeAbsolute, FakeComparative, GateError, at, fake_metrics  # noqa: F401
+from tests.flags.rollout_fakes import T0, FakeAbsolute, FakeComparative, GateError, at
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def alerts(monkeypatch) -> list[dict]:
 
 
 @pytest.fixture
-def errors(fake_metrics) -> FakeComparative:  # noqa: F811
+def errors(fake_metrics) -> FakeComparative:
     return fake_metrics("test.errors", FakeComparative(), comparative=True)
 
 
@@ -140,7 +140,7 @@ def _raise_database_error(window):
 @pytest.mark.parametrize(
     "failure", ["gate_error", "database_error", "not_a_reading"], ids=["GateError", "DB error", "bad return"]
 )
-def test_a_failed_metric_holds_and_alerts_never_advances_never_fails(errors, alerts, fake_metrics, failure):  # noqa: F811
+def test_a_failed_metric_holds_and_alerts_never_advances_never_fails(errors, alerts, fake_metrics, failure):
     if failure == "gate_error":
         errors.fail = GateError("the metrics store is down")
     elif failure == "database_error":
@@ -221,7 +221,7 @@ def test_a_small_window_is_never_judged(errors):
         assert result.decision == DecisionKind.HOLD and "n=600 < 1000" in result.reason
 
 
-def test_an_absolute_gate_breach_rolls_back_by_turning_safe_mode_on(fake_metrics, alerts):  # noqa: F811
+def test_an_absolute_gate_breach_rolls_back_to_0_percent_and_turns_safe_mode_on(fake_metrics, alerts):
     burn = fake_metrics("test.burn", FakeAbsolute(value=1.0, sample=5000))
     rollout = _rollout(gates=[{"metric": "test.burn", "op": "<=", "threshold": 2}], rollback_action="safe_mode")
     assert _tick(1).decision == DecisionKind.HOLD
@@ -232,7 +232,8 @@ def test_an_absolute_gate_breach_rolls_back_by_turning_safe_mode_on(fake_metrics
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.ROLLED_BACK
     assert safe_mode_active()
-    assert _flag_percent() == 5  # safe mode, not the percentage, is what changed
+    assert _flag_percent() == 0  # the flag declares no safe value: only 0 % ends its treatment
+    assert not any(flag_enabled("beta_feed", unit=f"u{i}") for i in range(1000))
     assert [a["state"] for a in alerts] == ["rolled_back"]
 
 
