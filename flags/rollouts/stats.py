@@ -1,28 +1,31 @@
 """The statistics a rollout's controller decides with: pure functions, no database.
 
 **Comparative gates** (treatment against control, Bernoulli counts: requests and how many of
-them were bad) use a one-sided mixture sequential probability ratio test (mSPRT, Johari,
-Pekelis and Walsh, "Always valid inference", 2017) on the difference of rates
+them were bad) use a one-sided mixture sequential probability ratio test on the bad events
+themselves. Given the requests each cohort served, every bad event falls in treatment with
+probability
 
-    theta = rate_treatment - (1 + max_lift) * rate_control,     H0: theta <= 0.
+    theta(r) = r * n_t / (r * n_t + n_c)
 
-With the cumulative estimate ``theta_hat`` ~ N(theta, V) and a normal mixture N(0, tau^2)
-over the alternative, the likelihood ratio is
+where ``r`` is the ratio of treatment's rate to control's (exact for Poisson counts, and for
+Bernoulli ones at the rates that matter here). The null is ``r <= r0 = 1 + max_lift``; the
+alternative is a mixture over a fixed grid of worse ratios (``r0`` times ``LIFT_GRID``, equal
+weights). The likelihood ratio of the treatment's share of the events,
 
-    Lambda = sqrt(V / (V + tau^2)) * exp(tau^2 * theta_hat^2 / (2 V (V + tau^2)))
+    Lambda = mean over r of  (theta(r) / theta(r0)) ** x_t * ((1 - theta(r)) / (1 - theta(r0))) ** x_c,
 
-and, under H0, ``Lambda`` is a nonnegative (super)martingale: by Ville's inequality the
-chance that it *ever* reaches ``1 / alpha`` is at most ``alpha``, however often it is
-looked at. That is why the controller may look at every tick without inflating false
-alarms. The test rejects only upwards (treatment worse), using the two-sided mixture: valid
-and a little conservative. ``V`` is computed at the null's boundary (the pooled rate split
-so that treatment = (1 + max_lift) * control), so a cohort with no bad events yet does not
-make the variance zero. ``tau`` is the scale of effect the test is most sensitive to; it is
-tied to the baseline rate (``TAU_LIFT`` times it: a doubling by default), with a floor.
+is a nonnegative martingale under ``r = r0`` (a supermartingale for any better treatment: the
+family has a monotone likelihood ratio), whatever the rate and however few the events: by
+Ville's inequality the chance that it *ever* reaches ``1 / alpha`` is at most ``alpha``,
+however often it is looked at. That is why the controller may look at every tick without
+inflating false alarms; nothing is estimated from the data but the split of requests, which
+a stage keeps fixed (and the sample-ratio check watches). It only ever rejects upwards
+(treatment worse).
 
 **Sample ratio mismatch**: the units seen in the treatment cohort against the configured
 percentage, a chi-square test with one degree of freedom (``p = erfc(sqrt(x / 2))``) and a
-floor on the absolute deviation, so a huge sample does not hold a rollout over a rounding.
+floor on the deviation (relative to the expected share, with an absolute minimum), so a huge
+sample does not hold a rollout over a rounding and a small stage is still checked.
 """
 
 from __future__ import annotations
@@ -33,14 +36,13 @@ from typing import Any
 
 from flags.gates import Cohort
 
-# The mixture's scale, as a multiple of the baseline (pooled) rate: the test is most
-# sensitive to a treatment rate about (1 + TAU_LIFT) times the control's.
-TAU_LIFT = 1.0
-# tau never goes below this (absolute rate), so a baseline of zero errors still tests.
-TAU_FLOOR = 0.001
+# The worse ratios the mixture weighs, as multiples of 1 + max_lift: sensitive to a
+# regression of a quarter up to ten times, with no scale estimated from the data.
+LIFT_GRID = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 SRM_P_MAX = 0.001  # a mismatch needs p below this...
-SRM_MIN_DEVIATION = 0.005  # ...and the observed share off by at least half a percentage point
+SRM_MIN_DEVIATION = 0.005  # ...and the observed share off by at least half a percentage point...
+SRM_MIN_RELATIVE_DEVIATION = 0.2  # ...or by a fifth of the expected share, whichever is less
 SRM_MIN_UNITS = 100  # fewer units than this: no test (nothing to say yet)
 
 
@@ -56,60 +58,70 @@ class ComparativeResult:
     breach: bool
     rate_treatment: float
     rate_control: float
-    theta: float  # rate_t - (1 + max_lift) * rate_c
-    variance: float
-    tau: float
+    share_null: float  # treatment's expected share of the bad events at r = 1 + max_lift
+    share_seen: float  # its observed share
     log_lambda: float
     log_threshold: float  # log(1 / alpha)
+
+    @property
+    def worse(self) -> bool:
+        """Treatment's share of the bad events is above the null's (not yet significant)."""
+        return self.share_seen > self.share_null
 
     def figures(self) -> dict[str, Any]:
         return {
             "rate_treatment": _round(self.rate_treatment),
             "rate_control": _round(self.rate_control),
-            "theta": _round(self.theta),
-            "variance": float(f"{self.variance:.6g}"),
-            "tau": _round(self.tau),
+            "share_null": _round(self.share_null),
+            "share_seen": _round(self.share_seen),
             "log_lambda": _round(self.log_lambda, 4),
             "log_threshold": _round(self.log_threshold, 4),
         }
 
 
-def msprt_log_lambda(*, theta_hat: float, variance: float, tau: float) -> float:
-    """log of the normal-mixture likelihood ratio for an estimate ``theta_hat`` with variance
-    ``variance`` (H0: theta = 0, mixture N(0, tau^2)). Zero when there is no information."""
-    if variance <= 0 or tau <= 0:
+def _log_mean_exp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+
+
+def mixture_log_lambda(*, events_t: int, events_c: int, n_t: int, n_c: int, r0: float) -> float:
+    """log of the mixture likelihood ratio of treatment's share of the bad events (the null
+    ``r = r0`` against ``r0 * LIFT_GRID``). Zero with no events: no evidence either way."""
+    if events_t + events_c == 0:
         return 0.0
-    tau2 = tau * tau
-    total = variance + tau2
-    return 0.5 * math.log(variance / total) + tau2 * theta_hat * theta_hat / (2.0 * variance * total)
+
+    def share(r: float) -> float:
+        return r * n_t / (r * n_t + n_c)
+
+    base = share(r0)
+    logs = []
+    for lift in LIFT_GRID:
+        theta = share(r0 * lift)
+        logs.append(events_t * math.log(theta / base) + events_c * math.log((1 - theta) / (1 - base)))
+    return _log_mean_exp(logs)
 
 
 def comparative_test(*, treatment: Cohort, control: Cohort, alpha: float, max_lift: float = 0.0) -> ComparativeResult:
-    """The mSPRT look at cumulative counts: is treatment's rate above ``(1 + max_lift)``
+    """The sequential look at cumulative counts: is treatment's rate above ``(1 + max_lift)``
     times control's, at level ``alpha`` (already corrected for the number of gates)?"""
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
     if treatment.n <= 0 or control.n <= 0:
         raise ValueError("both cohorts need observations")
-    factor = 1.0 + max_lift
-    rate_t = treatment.events / treatment.n
-    rate_c = control.events / control.n
-    theta_hat = rate_t - factor * rate_c
-    # The rates at the null's boundary (treatment = factor * control) that explain the events
-    # seen: events_t + events_c = n_t * factor * p_c + n_c * p_c.
-    p_c0 = (treatment.events + control.events) / (treatment.n * factor + control.n)
-    p_t0 = min(factor * p_c0, 1.0)
-    variance = p_t0 * (1 - p_t0) / treatment.n + factor * factor * p_c0 * (1 - p_c0) / control.n
-    tau = max(TAU_LIFT * p_c0, TAU_FLOOR)
-    log_lambda = msprt_log_lambda(theta_hat=theta_hat, variance=variance, tau=tau)
+    r0 = 1.0 + max_lift
+    events = treatment.events + control.events
+    share_null = r0 * treatment.n / (r0 * treatment.n + control.n)
+    log_lambda = mixture_log_lambda(
+        events_t=treatment.events, events_c=control.events, n_t=treatment.n, n_c=control.n, r0=r0
+    )
     log_threshold = math.log(1.0 / alpha)
+    share_seen = treatment.events / events if events else 0.0
     return ComparativeResult(
-        breach=theta_hat > 0 and log_lambda >= log_threshold,
-        rate_treatment=rate_t,
-        rate_control=rate_c,
-        theta=theta_hat,
-        variance=variance,
-        tau=tau,
+        breach=share_seen > share_null and log_lambda >= log_threshold,
+        rate_treatment=treatment.events / treatment.n,
+        rate_control=control.events / control.n,
+        share_null=share_null,
+        share_seen=share_seen,
         log_lambda=log_lambda,
         log_threshold=log_threshold,
     )
@@ -156,6 +168,9 @@ def srm_test(
     """Whether the treatment cohort's share of units disagrees with ``percent``."""
     total = treatment_units + control_units
     expected = min(max(percent / 100.0, 0.0), 1.0)
+    # The floor shrinks with a small stage (a fifth of 0.5 % is 0.1 point), so a 0.5 % stage
+    # that serves nobody, or everybody, is still a mismatch.
+    min_deviation = min(min_deviation, SRM_MIN_RELATIVE_DEVIATION * min(expected, 1 - expected) or min_deviation)
     observed = treatment_units / total if total else 0.0
     if total < min_units or expected in (0.0, 1.0):
         # At 0 % or 100 % there is one cohort only: any unit on the other side is a

@@ -61,11 +61,11 @@ def test_a_ratio_mismatch_needs_both_a_tiny_p_and_a_real_deviation():
 
 def test_the_sequential_test_breaches_on_a_clear_regression_and_not_on_equal_rates():
     worse = comparative_test(treatment=Cohort(2000, 80), control=Cohort(38000, 760), alpha=0.05)
-    assert worse.breach and worse.theta > 0
+    assert worse.breach and worse.worse
     equal = comparative_test(treatment=Cohort(2000, 40), control=Cohort(38000, 760), alpha=0.05)
     assert not equal.breach
     better = comparative_test(treatment=Cohort(2000, 5), control=Cohort(38000, 760), alpha=0.05)
-    assert not better.breach and better.theta < 0  # one-sided: better is never a breach
+    assert not better.breach and not better.worse  # one-sided: better is never a breach
     # A lift allowance: 10 % worse is within max_lift=0.5.
     within = comparative_test(treatment=Cohort(20000, 440), control=Cohort(380000, 7600), alpha=0.05, max_lift=0.5)
     assert not within.breach
@@ -200,7 +200,19 @@ def test_a_thousand_a_a_rollouts_checked_every_tick_rarely_roll_back():
     false_share = sum(o is not None for o in outcome) / len(outcome)
     print(f"\nA/A: {len(outcome)} rollouts x 40 ticks, false rollbacks {false_share:.1%} ({seconds:.1f} s)")
     assert false_share < 0.05
-    assert seconds < 30
+
+
+@pytest.mark.parametrize("rate", [0.0005, 0.0002])
+def test_a_a_rollouts_at_rare_errors_over_four_hours_rarely_roll_back(rate):
+    """At rates where a tick holds no bad event at all, a test that estimates a variance from
+    the data breaks down; the events' own mixture test keeps its level."""
+    outcome, seconds = _simulate(rate_t=rate, rate_c=rate, runs=400, ticks=480, per_tick=PER_TICK, share=SHARE, seed=21)
+    false_share = sum(o is not None for o in outcome) / len(outcome)
+    print(
+        f"\nA/A at {rate:.2%} errors: {len(outcome)} rollouts x 480 ticks, "
+        f"false rollbacks {false_share:.1%} ({seconds:.1f} s)"
+    )
+    assert false_share < 0.05
 
 
 def test_a_real_2x_error_regression_at_5_percent_rolls_back_within_bounded_ticks():
