@@ -79,20 +79,33 @@ def snapshot_section_register(name: str, loader: Callable[[], Any]) -> None:
 
 
 class _State:
+    """The process's snapshot, shared by its threads: only ever loaded from committed data."""
+
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
         self.checked_at = float("-inf")  # monotonic time of the last stamp check
         self.available = False
-        self.dirty = True  # a write in this process: reload at the next check
-        # Loaded inside a transaction (maybe seeing its own uncommitted writes): reload once
-        # outside it, whatever the stamp says, since a rollback may have undone what was read.
-        self.tentative = False
+        self.dirty = True  # reload at the next check, whatever the stamp says
         self.failures = 0
         self.logged_at = float("-inf")
         self.lock = threading.Lock()
 
 
+class _Local(threading.local):
+    """A thread that wrote what the snapshot carries, inside a transaction still open, reads
+    its own writes from a snapshot of its own, which no other thread sees: a rollback cannot
+    leak, and a commit is seen by the thread at once (it reloads the shared one as the
+    transaction ends) and by the other threads and processes at their next stamp check."""
+
+    def __init__(self) -> None:
+        self.wrote = False
+        self.stale = False
+        self.snapshot: Snapshot | None = None
+        self.checked_at = float("-inf")
+
+
 _state = _State()
+_local = _Local()
 
 
 def _check_seconds() -> float:
@@ -147,9 +160,36 @@ def _load(stamp: int) -> Snapshot:
 
 
 def _fresh(state: _State, now: float) -> bool:
-    if state.dirty or now - state.checked_at >= _check_seconds():
-        return False
-    return not (state.tentative and not connection.in_atomic_block)
+    return not state.dirty and now - state.checked_at < _check_seconds()
+
+
+def _unreadable(exc: DatabaseError, now: float) -> None:
+    state = _state
+    state.available = False
+    state.failures += 1
+    if now - state.logged_at >= 60.0:
+        state.logged_at = now
+        logger.error("flags: the store cannot be read (%s); answering safe values", exc)
+    # A broken connection must not stay broken for the next query of this thread.
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def _own_writes(now: float) -> Snapshot | None:
+    """The snapshot of a thread that wrote inside the transaction it is still in."""
+    local = _local
+    if local.snapshot is not None and not local.stale and now - local.checked_at < _check_seconds():
+        return local.snapshot
+    try:
+        stamp = _stamp_read()
+        if local.snapshot is None or local.stale or local.snapshot.stamp != stamp:
+            local.snapshot = _load(stamp)
+            local.stale = False
+    except DatabaseError as exc:
+        _unreadable(exc, now)
+        return None
+    local.checked_at = now
+    return local.snapshot
 
 
 def snapshot_current() -> Snapshot | None:
@@ -157,33 +197,27 @@ def snapshot_current() -> Snapshot | None:
     read (callers answer safe values)."""
     state = _state
     now = time.monotonic()
-    if _fresh(state, now):
+    force = False
+    if _local.wrote:
+        if connection.in_atomic_block:
+            return _own_writes(now)
+        # This thread's transaction ended (committed or rolled back): the shared snapshot,
+        # reloaded now.
+        _local.wrote, _local.snapshot = False, None
+        force = True
+    if not force and _fresh(state, now):
         return state.snapshot if state.available else None
     with state.lock:
-        if _fresh(state, now):
+        if not force and _fresh(state, now):
             return state.snapshot if state.available else None
         try:
             stamp = _stamp_read()
-            in_transaction = connection.in_atomic_block
-            if (
-                state.dirty
-                or state.snapshot is None
-                or state.snapshot.stamp != stamp
-                or (state.tentative and not in_transaction)
-            ):
+            if force or state.dirty or state.snapshot is None or state.snapshot.stamp != stamp:
                 state.dirty = False
                 state.snapshot = _load(stamp)
-                state.tentative = in_transaction
             state.available = True
         except DatabaseError as exc:
-            state.available = False
-            state.failures += 1
-            if now - state.logged_at >= 60.0:
-                state.logged_at = now
-                logger.error("flags: the store cannot be read (%s); answering safe values", exc)
-            # A broken connection must not stay broken for the next query of this process.
-            if not connection.in_atomic_block:
-                connection.close_if_unusable_or_obsolete()
+            _unreadable(exc, now)
         state.checked_at = now
         return state.snapshot if state.available else None
 
@@ -206,8 +240,9 @@ def flag_view(name: str) -> FlagView | None:
 
 
 def snapshot_clear() -> None:
-    """Forget the snapshot: the next check reloads (tests, and after this process writes)."""
+    """Forget the snapshot: the next check reloads (tests; a new section)."""
     _state.dirty = True
+    _local.wrote, _local.stale, _local.snapshot = False, False, None
 
 
 def store_failures() -> int:
@@ -232,14 +267,16 @@ def snapshot_metrics() -> list[Any]:
 
 
 def stamp_bump() -> None:
-    """Bump the stamp (call inside the transaction of a write the snapshot carries); this
-    process reloads at its next check, the others within a second of the commit."""
+    """Bump the stamp (call inside the transaction of a write the snapshot carries): this
+    thread reads its own write at once, the process's other threads and every other process
+    within a stamp check of the commit."""
     from flags.models import Stamp
 
     with transaction.atomic():
         if not Stamp.objects.filter(pk=1).update(version=F("version") + 1):
             Stamp.objects.get_or_create(pk=1, defaults={"version": 1})
-    snapshot_clear()
+    _local.wrote = True
+    _local.stale = True
 
 
 def _on_write(sender: Any, **kwargs: Any) -> None:

@@ -154,10 +154,49 @@ def test_what_a_rolled_back_write_showed_is_not_kept():
     Flag.objects.create(name="undone", everyone=False)
     assert flag_enabled("undone") is False
     with pytest.raises(_Undo), transaction.atomic():
-        Flag.objects.filter(name="undone").update(everyone=True)
-        Stamp.objects.filter(pk=1).update(version=models.F("version") + 1)
-        snapshot.snapshot_clear()
+        flag = Flag.objects.get(name="undone")
+        flag.everyone = True
+        flag.save()  # bumps the stamp in this transaction
         assert flag_enabled("undone") is True  # its own write, inside its transaction
         raise _Undo
     Stamp.objects.filter(pk=1).update(version=models.F("version") + 1)  # another commit, same stamp
     assert flag_enabled("undone") is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_another_thread_has_not_committed_is_not_seen_here(settings):
+    """Threads of one process (gunicorn's gthread) share the snapshot: what one thread reads
+    of its own open transaction stays its own, and is gone when that transaction rolls back."""
+    import threading
+
+    from django.db import connections, transaction
+
+    settings.FLAGS_STAMP_CHECK_SECONDS = 3600.0  # this thread trusts the shared snapshot it holds
+    Flag.objects.create(name="pending", everyone=False)
+    assert flag_enabled("pending") is False
+    wrote, done = threading.Event(), threading.Event()
+    seen_by_writer: list[bool] = []
+
+    def writer() -> None:
+        try:
+            with pytest.raises(_Undo), transaction.atomic():
+                flag = Flag.objects.get(name="pending")
+                flag.everyone = True
+                flag.save()
+                seen_by_writer.append(flag_enabled("pending"))
+                wrote.set()
+                done.wait(10)
+                raise _Undo
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert wrote.wait(10)
+    try:
+        assert flag_enabled("pending") is False  # not committed: not this thread's to see
+    finally:
+        done.set()
+        thread.join(10)
+    assert seen_by_writer == [True]  # the writer read its own write
+    assert flag_enabled("pending") is False  # and it was rolled back
