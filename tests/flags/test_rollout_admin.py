@@ -8,11 +8,10 @@ from decimal import Decimal
 import pytest
 from django.urls import clear_url_caches, reverse
 
-import flags.rollouts.admin  # noqa: F401  (flags/admin.py imports it; here in case it does not yet)
 from flags.models import Flag
 from flags.rollouts.models import Rollout
 from flags.rollouts.states import RolloutState
-from tests.flags.rollout_fakes import FakeComparative, fake_metrics  # noqa: F401
+from tests.flags.rollout_fakes import FakeComparative
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +25,7 @@ def staff(client, django_user_model):
 
 
 @pytest.fixture
-def errors(fake_metrics):  # noqa: F811
+def errors(fake_metrics):
     return fake_metrics("test.errors", FakeComparative(), comparative=True)
 
 

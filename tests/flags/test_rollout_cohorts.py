@@ -17,7 +17,7 @@ from flags.rollouts.metrics import rollout_metrics
 from flags.rollouts.models import Rollout, RolloutDecision, RolloutExposure
 from flags.rollouts.services import rollout_advance, rollout_create, rollout_pause, rollout_start
 from flags.services import UNIT_COOKIE, rollout_bucket
-from tests.flags.rollout_fakes import T0, FakeComparative, at, fake_metrics  # noqa: F401
+from tests.flags.rollout_fakes import T0, FakeComparative, at
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +109,7 @@ def test_exposures_are_written_once_per_unit_and_stage_from_every_process():
     assert RolloutExposure.objects.filter(rollout=rollout, epoch=rollout.epoch + 1).count() == 1
 
 
-def test_real_exposures_pass_the_ratio_check(fake_metrics):  # noqa: F811
+def test_real_exposures_pass_the_ratio_check(fake_metrics):
     errors = fake_metrics("test.errors", FakeComparative(), comparative=True)
     errors.set(t=(600, 12), c=(11400, 228))
     Flag.objects.create(name="beta_feed", percent=Decimal(0))

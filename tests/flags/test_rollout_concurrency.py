@@ -15,7 +15,7 @@ from flags.rollouts.controller import TickResult, rollouts_tick
 from flags.rollouts.models import RolloutDecision
 from flags.rollouts.services import rollout_create, rollout_start
 from flags.rollouts.states import DecisionKind
-from tests.flags.rollout_fakes import T0, FakeComparative, at, fake_metrics  # noqa: F401
+from tests.flags.rollout_fakes import T0, FakeComparative, at
 from tests.support.concurrency import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,7 +52,7 @@ class BlockingMetric(FakeComparative):
         return super().__call__(window)
 
 
-def test_a_second_controller_skips_a_rollout_another_is_deciding_and_the_tick_is_decided_once(fake_metrics):  # noqa: F811
+def test_a_second_controller_skips_a_rollout_another_is_deciding_and_the_tick_is_decided_once(fake_metrics):
     metric = fake_metrics("test.errors", BlockingMetric(), comparative=True)
     rollout_id = _start()
     results: dict[str, list[TickResult]] = {}
@@ -82,7 +82,7 @@ def test_a_second_controller_skips_a_rollout_another_is_deciding_and_the_tick_is
     assert ticks.count() == 1
 
 
-def test_two_controllers_racing_on_every_tick_record_one_decision_per_tick(fake_metrics):  # noqa: F811
+def test_two_controllers_racing_on_every_tick_record_one_decision_per_tick(fake_metrics):
     metric = fake_metrics("test.errors", FakeComparative(), comparative=True)
     metric.set(t=(600, 12), c=(11400, 228))
     rollout_id = _start(stages=(5, 25, 50, 75))
