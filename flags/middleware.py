@@ -1,5 +1,5 @@
 """The anonymous rollout unit: a visitor who is not signed in keeps one unit (a random id in
-a cookie, set once) so a percentage rollout shows them the same side on every request."""
+a signed cookie, set once) so a percentage rollout shows them the same side on every request."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from flags.services import UNIT_COOKIE, UNIT_COOKIE_MAX_AGE
+from flags.services import UNIT_COOKIE, UNIT_COOKIE_MAX_AGE, UNIT_COOKIE_SALT
 
 
 class RolloutUnitMiddleware:
@@ -19,9 +19,10 @@ class RolloutUnitMiddleware:
         response = self.get_response(request)
         # Set only when an evaluation needed a unit the visitor did not have yet.
         if getattr(request, "rollout_unit_new", False):
-            response.set_cookie(
+            response.set_signed_cookie(
                 UNIT_COOKIE,
                 request.rollout_unit,  # type: ignore[attr-defined]
+                salt=UNIT_COOKIE_SALT,
                 max_age=UNIT_COOKIE_MAX_AGE,
                 httponly=True,
                 samesite="Lax",

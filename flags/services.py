@@ -33,8 +33,9 @@ from matchplatform.exceptions import InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
-UNIT_COOKIE = "mp_unit"  # the anonymous unit: set once, for a year
+UNIT_COOKIE = "mp_unit"  # the anonymous unit: set once, for a year, signed
 UNIT_COOKIE_MAX_AGE = 365 * 24 * 3600
+UNIT_COOKIE_SALT = "flags.rollout-unit"
 
 
 def murmur3_32(text: str) -> int:
@@ -62,14 +63,21 @@ def user_unit(user: User | AnonymousUser | None) -> str | None:
     return None
 
 
+def unit_cookie_read(request: HttpRequest) -> str | None:
+    """The anonymous unit the visitor's cookie carries, if we signed it (a unit a client
+    makes up is no unit: it could mint one per request)."""
+    value = request.get_signed_cookie(UNIT_COOKIE, default=None, salt=UNIT_COOKIE_SALT)
+    return value if value and len(value) <= 64 else None
+
+
 def request_unit(request: HttpRequest) -> str:
-    """The request's unit: the member's id when signed in, else the anonymous unit cookie
-    (made here when the visitor has none; RolloutUnitMiddleware sets it on the response)."""
+    """The request's unit: the member's id when signed in, else the anonymous unit of the
+    signed cookie (made here when the visitor has none; RolloutUnitMiddleware sets it)."""
     member = user_unit(getattr(request, "user", None))
     if member is not None:
         return member
-    unit = getattr(request, "rollout_unit", None) or request.COOKIES.get(UNIT_COOKIE)
-    if not unit or len(unit) > 64:
+    unit = getattr(request, "rollout_unit", None) or unit_cookie_read(request)
+    if not unit:
         unit = uuid.uuid4().hex
         request.rollout_unit_new = True  # type: ignore[attr-defined]
     request.rollout_unit = unit  # type: ignore[attr-defined]
@@ -99,9 +107,26 @@ def _unreadable_answer(name: str) -> bool:
     return safe if safe is not None else bool(get_setting("FLAG_DEFAULT"))
 
 
-def _user_in_groups(user: User, group_ids: frozenset[int]) -> bool:
-    # The one rule that needs a query: only for flags that name groups.
-    return user.groups.filter(pk__in=group_ids).exists()
+def _user_group_ids(user: User) -> frozenset[int]:
+    # The one rule that needs a query, once per member object (a request's or a task's),
+    # and only for flags that name groups.
+    cached: frozenset[int] | None = getattr(user, "_flags_group_ids", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("pk", flat=True))
+        user._flags_group_ids = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def flag_rule_match(flag: FlagView, user: User | AnonymousUser | None) -> bool:
+    """Whether one of waffle's per-member rules (authenticated, users, superusers, staff,
+    groups) turns the flag on for this member: then the percentage is not what decides."""
+    if user is None or not user.is_authenticated:
+        return False
+    if flag.authenticated or user.pk in flag.user_ids:
+        return True
+    if (flag.superusers and user.is_superuser) or (flag.staff and user.is_staff):
+        return True
+    return bool(flag.group_ids) and not flag.group_ids.isdisjoint(_user_group_ids(user))  # type: ignore[arg-type]
 
 
 def _view_enabled(flag: FlagView, *, safe_mode: bool, user: User | AnonymousUser | None, unit: str | None) -> bool:
@@ -111,14 +136,10 @@ def _view_enabled(flag: FlagView, *, safe_mode: bool, user: User | AnonymousUser
             return safe
     if flag.everyone is not None:
         return flag.everyone
-    if user is not None and user.is_authenticated:
-        if flag.authenticated or user.pk in flag.user_ids:
-            return True
-        if (flag.superusers and user.is_superuser) or (flag.staff and user.is_staff):
-            return True
-        if flag.group_ids and _user_in_groups(user, flag.group_ids):  # type: ignore[arg-type]
-            return True
-        unit = str(user.pk)
+    if flag_rule_match(flag, user):
+        return True
+    member = user_unit(user)
+    unit = member if member is not None else unit
     if unit is None or not flag.percent or flag.percent <= 0:
         return False
     return rollout_bucket(group=flag.group, unit=unit) <= flag.percent

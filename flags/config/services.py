@@ -42,12 +42,12 @@ def config_set(name: str, value: Any, *, reason: str = "", actor: User | Anonymo
     typed = config_validate(name, value)
     stored = typed.model_dump(mode="json")
     with transaction.atomic():
-        row = ConfigValue.objects.select_for_update().filter(name=name).first()
-        if row is None:
-            row = ConfigValue(name=name, value=stored, version=1)
-        else:
-            row.value = stored
-            row.version += 1
+        # The row exists before it is locked, so two first writes queue on the lock (rather
+        # than both inserting and one failing on the name).
+        ConfigValue.objects.bulk_create([ConfigValue(name=name, value=stored, version=0)], ignore_conflicts=True)
+        row = ConfigValue.objects.select_for_update(no_key=True).get(name=name)
+        row.value = stored
+        row.version += 1
         row._change_reason = reason or None  # type: ignore[attr-defined]
         if actor is not None and actor.is_authenticated:
             row._history_user = actor  # type: ignore[attr-defined]

@@ -12,12 +12,12 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from flags.models import Flag
 from flags.rollouts import services
 from flags.rollouts.decide import GateSpecError, stages_parse
 from flags.rollouts.models import Rollout, RolloutDecision
@@ -169,7 +169,9 @@ class RolloutAdmin(SimpleHistoryAdmin):
     def act_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        rollout = get_object_or_404(Rollout, pk=object_id)
+        rollout = self.get_object(request, object_id)  # None for an unknown or malformed id
+        if rollout is None:
+            raise Http404("No such rollout.")
         if not self.has_change_permission(request, rollout):
             messages.error(request, "You may not change rollouts.")
             return self._back(rollout)
@@ -187,9 +189,9 @@ class RolloutAdmin(SimpleHistoryAdmin):
             messages.error(request, f"{label}: {exc.message}" + (f" ({fields})" if fields else ""))
         else:
             rollout.refresh_from_db()
-            messages.success(
-                request, f"{label}: the rollout is {rollout.get_state_display().lower()} at {rollout.percent:g} %."
-            )
+            serving = float(Flag.objects.get(pk=rollout.flag_id).percent or 0)  # what the flag serves now
+            state = rollout.get_state_display().lower()
+            messages.success(request, f"{label}: the rollout is {state} at {serving:g} %.")
         return self._back(rollout)
 
     def _back(self, rollout: Rollout) -> HttpResponseRedirect:

@@ -54,12 +54,14 @@ def request_excluded(request: HttpRequest) -> bool:
     return bool(agent) and KNOWN_BOTS.search(agent) is not None
 
 
-def unit_cohort(*, flag: Any, unit: str) -> str | None:
-    """ "treatment" or "control" for a unit under a flag view (None: the flag is forced on or
-    off for everyone, so there is no random cohort)."""
-    from flags.services import rollout_bucket
+def unit_cohort(*, flag: Any, unit: str, user: Any = None) -> str | None:
+    """ "treatment" or "control" for a unit under a flag view; None when the percentage is not
+    what decides: the flag is forced on or off for everyone, or one of its per-member rules
+    (a listed member, a group, staff, authenticated) serves this member whatever the bucket.
+    Only randomly assigned units belong to a cohort."""
+    from flags.services import flag_rule_match, rollout_bucket
 
-    if flag.everyone is not None:
+    if flag.everyone is not None or flag_rule_match(flag, user):
         return None
     percent = float(flag.percent or 0)
     if percent >= 100:
@@ -74,23 +76,18 @@ def request_cohorts(request: HttpRequest) -> tuple[tuple[str, str], ...]:
     unit; empty for staff and known bots (they are kept out of every cohort). Cheap: read
     from the in-process flags snapshot, no query per request."""
     from flags.rollouts.exposures import exposure_buffer, exposure_flusher_ensure
-    from flags.services import UNIT_COOKIE, request_unit
+    from flags.services import request_unit, unit_cookie_read
     from flags.snapshot import flag_view, snapshot_section
 
     rollouts_section_register()
     running = snapshot_section(SECTION)
     if not running or request_excluded(request):
         return ()
-    # A unit minted here, after the response, may never reach the visitor (the cookie is set
-    # by a middleware that may already have run): it tags this request but is no exposure.
-    # Members, a unit cookie, or a unit an evaluation minted during the view are real units.
+    # Only a member or a unit we signed and the visitor sent back is an exposure: a unit
+    # minted for this request tags it, but a client that drops its cookie (or makes units
+    # up) would otherwise add a row per request.
     user: Any = getattr(request, "user", None)
-    cookie = request.COOKIES.get(UNIT_COOKIE) or ""
-    known = bool(
-        (user is not None and getattr(user, "is_authenticated", False))
-        or 0 < len(cookie) <= 64  # request_unit's own test of a usable cookie
-        or getattr(request, "rollout_unit", None)
-    )
+    known = bool((user is not None and getattr(user, "is_authenticated", False)) or unit_cookie_read(request))
     unit = request_unit(request)
     buffer = exposure_buffer() if known else None
     out: list[tuple[str, str]] = []
@@ -98,7 +95,7 @@ def request_cohorts(request: HttpRequest) -> tuple[tuple[str, str], ...]:
         view = flag_view(rollout.flag)
         if view is None:
             continue
-        cohort = unit_cohort(flag=view, unit=unit)
+        cohort = unit_cohort(flag=view, unit=unit, user=user)
         if cohort is None:
             continue
         out.append((rollout.flag, cohort))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -134,6 +134,11 @@ def rollout_tick(*, rollout_id: int, now: datetime) -> TickResult | None:
             return None
         key = tick_key(rollout=rollout, now=now)
         if RolloutDecision.objects.filter(tick_key=key).exists():
+            return None
+        # Two beats a few seconds apart on either side of a slot's edge would each decide on
+        # nearly the same figures (one noisy window counted as two breaches): a tick closer
+        # than half a period to the last one is not a tick.
+        if rollout.last_tick_at is not None and now - rollout.last_tick_at < timedelta(seconds=tick_seconds() / 2):
             return None
         if not _flag_percent_matches(rollout):
             reason = (

@@ -190,7 +190,8 @@ def stage_enter(
     rollout.stage_started_at = now
     rollout.breach_streaks = {}
     rollout.alert = ""
-    rollout.last_tick_at = now
+    if tick_key is not None:  # the controller's move is its tick; an operator's is not
+        rollout.last_tick_at = now
     _percent_apply(rollout, stages[index], reason=f"rollout {rollout.name}: {decision}", actor=actor)
     _save(rollout, reason=f"{decision}: {reason}", actor=actor)
     return decision_record(

@@ -162,3 +162,30 @@ def test_members_and_anonymous_clients_cannot_reach_the_staff_api(api_client, dj
     member = django_user_model.objects.create_user(username="member", password="pw-member-pass")
     api_client.force_authenticate(member)
     assert_error_shape(api_client.get("/api/staff/config"), 403)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_first_writes_at_once_both_land_as_versions_1_and_2():
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def write(epsilon: float) -> None:
+        try:
+            barrier.wait(5)
+            config_set("tests.ranker.policy", {"version": "greedy_v0", "epsilon": epsilon}, reason=f"e={epsilon}")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(e,)) for e in (0.1, 0.2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert failures == []
+    assert sorted(v["version"] for v in config_versions("tests.ranker.policy")) == [1, 2]

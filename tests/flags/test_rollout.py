@@ -96,11 +96,27 @@ def test_an_anonymous_visitor_keeps_one_unit_in_a_cookie(client):
     unit = request.rollout_unit
     assert request.rollout_unit_new is True
     assert first == (rollout_bucket(group="anon_banner", unit=unit) <= 50)
-    again = RequestFactory().get("/", HTTP_COOKIE=f"{UNIT_COOKIE}={unit}")
+    again = RequestFactory().get("/", HTTP_COOKIE=f"{UNIT_COOKIE}={signed_unit(unit)}")
     again.user = AnonymousUser()
     assert flag_is_active(again, "anon_banner") == first
     assert not getattr(again, "rollout_unit_new", False)
     assert flag_enabled("anon_banner", unit=unit) == first
+    # A unit the client made up (not signed by us) is no unit: it gets one of ours.
+    forged = RequestFactory().get("/", HTTP_COOKIE=f"{UNIT_COOKIE}={unit}")
+    forged.user = AnonymousUser()
+    flag_is_active(forged, "anon_banner")
+    assert forged.rollout_unit_new is True and forged.rollout_unit != unit
+
+
+def signed_unit(unit: str) -> str:
+    """The cookie's value as RolloutUnitMiddleware signs it."""
+    from django.http import HttpResponse
+
+    from flags.services import UNIT_COOKIE_SALT
+
+    response = HttpResponse()
+    response.set_signed_cookie(UNIT_COOKIE, unit, salt=UNIT_COOKIE_SALT)
+    return response.cookies[UNIT_COOKIE].value
 
 
 @pytest.mark.django_db
@@ -114,6 +130,11 @@ def test_the_middleware_sets_the_unit_cookie_once(client, settings):
     second = client.get("/flag/anon_page")  # the client sends the cookie back
     assert UNIT_COOKIE not in second.cookies
     assert second.content == first.content
+    from flags.services import unit_cookie_read
+
+    back = RequestFactory().get("/", HTTP_COOKIE=f"{UNIT_COOKIE}={cookie.value}")
+    unit = unit_cookie_read(back)  # signed by us
+    assert unit is not None and len(unit) == 32 and cookie.value != unit
 
 
 @pytest.mark.django_db

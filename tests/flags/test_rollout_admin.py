@@ -152,3 +152,8 @@ def test_the_timeline_keeps_every_move_and_only_the_latest_holds(client, staff, 
     assert timeline[0].decided_at == at(40)
     page = client.get(reverse("admin:flags_rollout_change", args=[rollout.pk])).content.decode()
     assert page.count('class="decision decision-hold"') == 20 and 'class="decision decision-start"' in page
+
+
+def test_an_action_on_a_malformed_or_unknown_rollout_is_a_404(client, staff, errors):
+    assert client.post("/admin/flags/rollout/abc/act/", {"action": "start"}).status_code == 404
+    assert client.post("/admin/flags/rollout/999999/act/", {"action": "start"}).status_code == 404

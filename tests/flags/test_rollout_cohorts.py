@@ -18,6 +18,7 @@ from flags.rollouts.models import Rollout, RolloutDecision, RolloutExposure
 from flags.rollouts.services import rollout_advance, rollout_create, rollout_pause, rollout_start
 from flags.services import UNIT_COOKIE, rollout_bucket
 from tests.flags.rollout_fakes import T0, FakeComparative, at
+from tests.flags.test_rollout import signed_unit
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def _running(*, start: bool = True) -> Rollout:
 
 def _request(unit: str, *, user=None, agent: str = "Mozilla/5.0"):
     request = RequestFactory().get("/", HTTP_USER_AGENT=agent)
-    request.COOKIES[UNIT_COOKIE] = unit
+    request.COOKIES[UNIT_COOKIE] = signed_unit(unit)
     request.user = user or AnonymousUser()
     return request
 
@@ -161,18 +162,22 @@ def test_rollouts_are_exported_on_metrics(client, django_user_model, monkeypatch
     assert 'matchplatform_rollout_decisions_total{decision="start",rollout="beta-feed"} 1.0' in body
 
 
-def test_a_visitor_without_a_unit_yet_is_tagged_but_not_counted_as_an_exposure():
+def test_only_a_unit_we_signed_and_got_back_is_an_exposure():
     _running()
     request = RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0")
     request.user = AnonymousUser()
     (pair,) = request_cohorts(request)  # a unit is minted for the tag...
     assert pair[0] == "beta_feed" and request.rollout_unit
-    assert exposure_buffer().pending() == 0  # ...but its cookie may never be set: no exposure
-    # A unit an evaluation minted during the view (its cookie will be set) counts.
-    request = RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0")
-    request.user = AnonymousUser()
-    request.rollout_unit = "minted-in-the-view"
-    request_cohorts(request)
+    assert exposure_buffer().pending() == 0  # ...but it is no exposure until it comes back
+    # A unit the client made up (its cookie not signed by us) is never one either.
+    forged = RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0", HTTP_COOKIE=f"{UNIT_COOKIE}=made-up")
+    forged.user = AnonymousUser()
+    request_cohorts(forged)
+    assert exposure_buffer().pending() == 0
+    # The unit we signed, sent back: counted once.
+    back = _request(request.rollout_unit)
+    request_cohorts(back)
+    request_cohorts(back)
     assert exposure_buffer().pending() == 1
 
 
@@ -187,3 +192,31 @@ def test_rollouts_ready_hooks_the_snapshot_the_metrics_and_the_beat_task(monkeyp
     assert prometheus._COLLECTORS["flags.rollouts"] is rollout_metrics
     assert "rollouts.running" in _SECTIONS
     assert "flags.rollouts_tick" in app.tasks and "flags.rollouts_prune" in app.tasks
+
+
+def test_a_member_a_rule_serves_is_in_no_cohort(django_user_model):
+    """Listed members (or a group, staff, authenticated) get the flag whatever their bucket:
+    they were not randomly assigned, so they are neither treatment nor control."""
+    listed = django_user_model.objects.create_user(username="listed", password="pw-listed-pass")
+    other = django_user_model.objects.create_user(username="other", password="pw-other-pass")
+    _running()
+    Flag.objects.get(name="beta_feed").users.add(listed)
+    assert request_cohorts(_request("ignored", user=listed)) == ()
+    (pair,) = request_cohorts(_request("ignored", user=other))
+    bucket = rollout_bucket(group="beta_feed", unit=str(other.pk))
+    assert pair == ("beta_feed", "treatment" if bucket <= 5 else "control")
+
+
+def test_a_group_rule_costs_one_query_per_member_object_not_per_check(django_user_model, django_assert_num_queries):
+    from django.contrib.auth.models import Group
+
+    from flags.services import flag_enabled
+
+    member = django_user_model.objects.create_user(username="grouped", password="pw-grouped-pass")
+    testers = Group.objects.create(name="testers")
+    member.groups.add(testers)
+    flag = Flag.objects.create(name="for_testers")
+    flag.groups.add(testers)
+    flag_enabled("warm-up")  # the snapshot is loaded
+    with django_assert_num_queries(1):
+        assert all(flag_enabled("for_testers", user=member) for _ in range(100))

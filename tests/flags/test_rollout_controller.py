@@ -5,6 +5,7 @@ decision with its figures, and notifies on a rollback."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -26,7 +27,7 @@ from flags.rollouts.services import (
 from flags.rollouts.states import DecisionKind, RolloutState, RolloutTransitionError
 from flags.services import flag_enabled, flag_percent_set, safe_mode_active
 from matchplatform.exceptions import Conflict, InvalidInput
-from tests.flags.rollout_fakes import T0, FakeAbsolute, FakeComparative, GateError, at
+from tests.flags.rollout_fakes import T0, TICK, FakeAbsolute, FakeComparative, GateError, at
 
 pytestmark = pytest.mark.django_db
 
@@ -257,6 +258,20 @@ def test_a_tick_run_twice_decides_once(errors):
     assert rollouts_tick(now=at(11)) == []  # same slot: already decided (the advance changed the epoch)
     assert rollouts_tick(now=at(11).replace(second=at(11).second + 5)) == []
     assert rollout.decisions.filter(decision=DecisionKind.ADVANCE).count() == 1
+
+
+def test_two_beats_either_side_of_a_slots_edge_make_one_tick_not_two_breaches(errors):
+    """A beat just before a slot's edge and another just after it would each decide on the
+    same figures: with a breach that is two consecutive breaches, a rollback from one noisy
+    window. The second is no tick."""
+    rollout = _rollout()
+    errors.set(t=(500, 60), c=(9500, 190))  # 12 % against 2 %: a breach
+    edge = T0 + 10 * TICK
+    assert rollouts_tick(now=edge - timedelta(seconds=1))[0].decision == DecisionKind.HOLD
+    assert rollouts_tick(now=edge + timedelta(seconds=1)) == []
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.RUNNING and rollout.breach_streaks == {"0:test.errors": 1}
+    assert rollouts_tick(now=edge + TICK)[0].decision == DecisionKind.ROLLBACK  # a real second tick
 
 
 def test_restarting_a_rolled_back_rollout_serves_each_stage_to_the_same_units(errors):
