@@ -6,29 +6,24 @@ from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
-from waffle import flag_is_active, get_waffle_flag_model
 from waffle.models import Switch
 
+from flags.evaluation import flag_enabled, flag_safe_value, request_unit, user_unit
 from flags.models import Flag
-from flags.names import FLAG_SAFE_VALUES
 from matchplatform.exceptions import NotFound
 
 
-def flag_safe_value(name: str, flag: object | None = None) -> bool | None:
-    """What the flag reads in safe mode: declared in code (flags.names), else by an operator
-    on the flag, else None (safe mode leaves it alone)."""
-    declared = FLAG_SAFE_VALUES.get(name)
-    if declared is not None:
-        return declared
-    safe = getattr(flag, "safe_value", None)
-    return None if safe is None else bool(safe)
-
-
 def flags_for_request(request: HttpRequest) -> dict[str, bool]:
-    """Every flag, evaluated for this request's member (or anonymous unit) by waffle's own
-    rules and our sticky percentage: what the browser UI may switch on."""
-    names = get_waffle_flag_model().objects.order_by("name").values_list("name", flat=True)
-    return {name: bool(flag_is_active(request, name)) for name in names}
+    """Every flag, evaluated from the snapshot for this request's member (or anonymous unit)
+    as a worker evaluates it: waffle's member rules, the sticky percentage and safe mode. No
+    query and no cache round trip."""
+    from flags.snapshot import snapshot_current, snapshot_last
+
+    user = getattr(request, "user", None)
+    unit = None if user_unit(user) is not None else request_unit(request)
+    snap = snapshot_current() or snapshot_last()
+    names = sorted(snap.flags) if snap is not None else []
+    return {name: flag_enabled(name, user=user, unit=unit) for name in names}
 
 
 def flags_all() -> list[dict[str, Any]]:
