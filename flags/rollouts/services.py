@@ -312,6 +312,12 @@ def rollout_start(
         errors = rollout_config_errors(stages=rollout.stages, gates=rollout.gates, alpha=rollout.alpha)
         if errors:
             raise InvalidInput("The rollout cannot start as configured.", fields=errors)
+        if rollout.flag.everyone is not None:
+            forced = "on" if rollout.flag.everyone else "off"
+            raise Conflict(
+                f"Flag {rollout.flag.name} is forced {forced} for everyone: a percentage would change nothing."
+                " Set its Everyone rule back to unknown first."
+            )
         live = Rollout.objects.filter(flag_id=rollout.flag_id, state__in=LIVE_STATES).exclude(pk=rollout.pk).first()
         if live is not None:
             raise Conflict(f"Flag {rollout.flag.name} already has a live rollout ({live.name}); finish it first.")

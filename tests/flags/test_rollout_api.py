@@ -92,3 +92,12 @@ def test_only_staff_reach_the_rollouts_api(api_client, django_user_model, beta):
         assert getattr(api_client, method)(url, {}, format="json").status_code in (401, 403)
     api_client.force_authenticate(django_user_model.objects.create_user(username="m", password="pw-member-pass"))
     assert_error_shape(api_client.post(URL, {"name": "x", "flag": "beta_feed"}, format="json"), 403)
+
+
+def test_a_flag_forced_for_everyone_cannot_start_a_rollout(staff_client, beta):
+    Flag.objects.filter(name="beta_feed").update(everyone=True)
+    staff_client.post(URL, {"name": "forced", "flag": "beta_feed"}, format="json")
+    refused = staff_client.post(f"{URL}/forced/actions", {"action": "start"}, format="json")
+    error = assert_error_shape(refused, 409, "conflict")
+    assert "forced on for everyone" in error["message"]
+    assert Rollout.objects.get(name="forced").state == "draft"
