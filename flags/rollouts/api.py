@@ -38,6 +38,7 @@ class RolloutSerializer(serializers.Serializer):
     stages = serializers.ListField(child=serializers.FloatField())
     stage_index = serializers.IntegerField()
     percent = serializers.FloatField(help_text="The current stage's percentage")
+    serving = serializers.SerializerMethodField(help_text="The flag's percentage now (0 after a rollback)")
     gates = serializers.ListField(child=serializers.DictField())
     min_dwell_seconds = serializers.IntegerField()
     min_sample = serializers.IntegerField()
@@ -47,6 +48,9 @@ class RolloutSerializer(serializers.Serializer):
     alpha = serializers.FloatField()
     stage_started_at = serializers.DateTimeField(allow_null=True)
     actions = serializers.SerializerMethodField(help_text="What may be done now")
+
+    def get_serving(self, rollout: Rollout) -> float:
+        return float(rollout.flag.percent or 0)
 
     def get_actions(self, rollout: Rollout) -> list[str]:
         allowed = rollout_actions_allowed(state=rollout.state)

@@ -41,7 +41,7 @@ def test_create_start_advance_and_roll_back_through_the_api(staff_client, beta):
     advanced = staff_client.post(act, {"action": "advance"}, format="json").json()
     assert advanced["percent"] == 25.0
     back = staff_client.post(act, {"action": "rollback", "reason": "errors up"}, format="json").json()
-    assert (back["state"], back["actions"]) == ("rolled_back", ["start"])
+    assert (back["state"], back["actions"], back["serving"]) == ("rolled_back", ["start"], 0.0)
     assert Flag.objects.get(name="beta_feed").percent == 0 and not flag_enabled("beta_feed", unit="u1")
 
     refused = staff_client.post(act, {"action": "pause"}, format="json")
