@@ -584,6 +584,11 @@ def report(
         quick=args.quick,
     )
     ok &= verdict(
+        1e6 / ours.rate <= TARGET_CHECK_US,
+        f"flag_enabled mean {1e6 / ours.rate:.2f} us per check in a tight loop <= {TARGET_CHECK_US:g} us",
+        quick=args.quick,
+    )
+    ok &= verdict(
         ratio >= TARGET_RATIO,
         f"flag_enabled {ours.rate:,.0f} evals/s = {ratio:,.1f}x waffle's flag_is_active ({theirs.rate:,.0f}/s)"
         f" >= {TARGET_RATIO:g}x",
