@@ -31,10 +31,14 @@ Sending an alert
 Invariants
     ``invariant_results_store`` writes a run's results and, in the same transaction, under
     a lock that serializes writers, compares each with the previous stored result of the
-    same invariant: an invariant that goes bad (from ok or not-enough-data to warn, error
+    same invariant: an invariant that goes bad (from ok, or from no result, to warn, error
     or critical) alerts once, one that gets worse (warn to critical) alerts once more, one
-    that recovers alerts once; staying bad, or getting less bad, says nothing. Two beat
-    processes (or beat and ``doctor --store``) storing at once decide each transition once.
+    that recovers (to ok) alerts once; staying bad, or getting less bad, says nothing.
+    Not enough data is no news either way: it is neither a recovery nor a new bad state,
+    and a result that follows it is compared with the last result that had data, so an
+    invariant flapping between critical and not-enough-data alerts once, not at every flip.
+    Two beat processes (or beat and ``doctor --store``) storing at once decide each
+    transition once.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ops.invariants import InvariantOutcome
@@ -69,7 +74,8 @@ CHANNELS = (CHANNEL_WEBHOOK, CHANNEL_EMAIL)
 STATE_RECOVERED = "recovered"
 STATE_ROLLED_BACK = "rolled_back"
 
-# How bad each invariant state is; 0 is good (not enough data counts as ok, as in health).
+# How bad each invariant state is; 0 is good (not enough data counts as ok, as in health and
+# on /metrics; for alerting it is no change at all: see invariant_transition_decide).
 _SEVERITY = {
     InvariantState.OK: 0,
     InvariantState.INSUFFICIENT_DATA: 0,
@@ -346,8 +352,12 @@ TRANSITION_RECOVERED = "recovered"
 
 def invariant_transition_decide(*, old_state: str | None, new_state: str) -> str | None:
     """Which alert a change of state calls for: ``bad`` (good to bad), ``worse`` (a bad state
-    to a worse one), ``recovered`` (bad to good), or None (no change, bad to less bad, good
-    to good: nothing new to say)."""
+    to a worse one), ``recovered`` (bad to ok), or None (no change, bad to less bad, good
+    to good: nothing new to say). Not enough data says nothing: it is no recovery, and the
+    next result with data is compared with the last one before it (``old_state``, as
+    ``invariant_results_store`` passes it)."""
+    if new_state == InvariantState.INSUFFICIENT_DATA:
+        return None
     old, new = invariant_severity(old_state), invariant_severity(new_state)
     if old == 0 and new > 0:
         return TRANSITION_BAD
@@ -418,10 +428,30 @@ def _results_writers_serialize() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INVARIANT_RESULTS_LOCK_KEY])
 
 
+def _last_written(results: QuerySet[InvariantResult]) -> str | None:
+    # The row written last: the highest id (inserts are serialized here). checked_at is each
+    # writer's transaction start, which two overlapping writers may invert, so the newest few
+    # by checked_at (the index) are read and the last written kept.
+    last = max(results.order_by("-checked_at", "-id")[:3].values_list("id", "state"), default=None)
+    return None if last is None else str(last[1])
+
+
+def _previous_state(name: str) -> str | None:
+    """What a new result of invariant ``name`` is compared with: the last stored state that had
+    data (not enough data is no change); not enough data when no stored result had any;
+    None when there is no result at all."""
+    results = InvariantResult.objects.filter(name=name)
+    last = _last_written(results)
+    if last != InvariantState.INSUFFICIENT_DATA:
+        return last
+    return _last_written(results.exclude(state=InvariantState.INSUFFICIENT_DATA)) or last
+
+
 def invariant_results_store(*, outcomes: Sequence[InvariantOutcome]) -> list[InvariantTransition]:
     """Store a run's results and alert on each invariant whose state changed in a way that
     calls for it, compared with its previous stored result (the one written last, whoever
-    wrote it). Returns the transitions alerted on.
+    wrote it, skipping results without enough data: see ``_previous_state``). Returns the
+    transitions alerted on.
 
     Writers are serialized for the length of this short transaction (no check runs inside
     it), so of two runs storing at once the second compares with the first's results and a
@@ -429,14 +459,7 @@ def invariant_results_store(*, outcomes: Sequence[InvariantOutcome]) -> list[Inv
     transitions: list[InvariantTransition] = []
     with transaction.atomic(durable=True):
         _results_writers_serialize()
-        previous: dict[str, str | None] = {}
-        for outcome in outcomes:
-            # The row written last: the highest id (inserts are serialized here). checked_at is
-            # each writer's transaction start, which two overlapping writers may invert, so
-            # the newest few by checked_at (the index) are read and the last written kept.
-            recent = InvariantResult.objects.filter(name=outcome.name).order_by("-checked_at", "-id")[:3]
-            last = max(recent.values_list("id", "state"), default=None)
-            previous[outcome.name] = None if last is None else last[1]
+        previous = {outcome.name: _previous_state(outcome.name) for outcome in outcomes}
         InvariantResult.objects.bulk_create(
             [
                 InvariantResult(name=o.name, app=o.app, state=o.state, value=o.value, sample=o.sample, detail=o.detail)

@@ -12,15 +12,13 @@ Other processes (tests, commands) start no thread: ``exposures_flush()`` flushes
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import threading
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connections
+
+from ops.flusher import Flusher
 
 logger = logging.getLogger(__name__)
 
@@ -110,33 +108,25 @@ def exposures_flush() -> int:
     return _buffer.flush()
 
 
-_flusher_lock = threading.Lock()
-_flusher_pid: int | None = None
+def _flush_thread_on() -> bool:
+    return bool(
+        getattr(settings, "ROLLOUTS_EXPOSURE_FLUSH_THREAD", getattr(settings, "REQUEST_METRICS_FLUSH_THREAD", False))
+    )
 
 
-def _flusher_loop() -> None:
-    while True:
-        time.sleep(max(_setting("ROLLOUTS_EXPOSURE_FLUSH_SECONDS", 5.0), 0.5))
-        try:
-            exposures_flush()
-        finally:
-            connections.close_all()  # this thread's connection, back to the pool
+# The flusher thread (ops/flusher.py).
+_flusher = Flusher(
+    name="rollout-exposures-flush",
+    flush=exposures_flush,
+    seconds=lambda: _setting("ROLLOUTS_EXPOSURE_FLUSH_SECONDS", 5.0),
+    enabled=_flush_thread_on,
+)
+
+
+def exposure_flusher() -> Flusher:
+    return _flusher
 
 
 def exposure_flusher_ensure() -> None:
     """Start this process's flusher thread once (after a fork too)."""
-    global _flusher_pid
-    if _flusher_pid == os.getpid():
-        return
-    thread_on = getattr(
-        settings, "ROLLOUTS_EXPOSURE_FLUSH_THREAD", getattr(settings, "REQUEST_METRICS_FLUSH_THREAD", False)
-    )
-    if not thread_on or _setting("ROLLOUTS_EXPOSURE_FLUSH_SECONDS", 5.0) <= 0:
-        return
-    with _flusher_lock:
-        if _flusher_pid == os.getpid():
-            return
-        threading.Thread(target=_flusher_loop, name="rollout-exposures-flush", daemon=True).start()
-        if _flusher_pid is None:
-            atexit.register(exposures_flush)
-        _flusher_pid = os.getpid()
+    _flusher.ensure()

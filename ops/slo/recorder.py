@@ -12,18 +12,15 @@ Other processes (tests, commands) start no thread: ``request_metrics_flush()`` f
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connections
 
+from ops.flusher import Flusher
 from ops.slo.histogram import BUCKETS, bucket_index
 from ops.slo.services import RouteMinuteDelta, route_minutes_add
 
@@ -159,34 +156,20 @@ def request_metrics_discard() -> None:
     _buffer.take()
 
 
-# -- the flusher thread ----------------------------------------------------------------------
-_flusher_lock = threading.Lock()
-_flusher_pid: int | None = None
+# -- the flusher thread (ops/flusher.py) ---------------------------------------------------
+_flusher = Flusher(
+    name="request-metrics-flush",
+    flush=request_metrics_flush,
+    seconds=lambda: float(settings.REQUEST_METRICS_FLUSH_SECONDS),
+    enabled=lambda: bool(settings.REQUEST_METRICS_FLUSH_THREAD),
+)
 
 
-def _flusher_loop() -> None:
-    while True:
-        time.sleep(max(float(settings.REQUEST_METRICS_FLUSH_SECONDS), 0.5))
-        try:
-            request_metrics_flush()
-        finally:
-            # Hand the connection back (to the web process's pool, if it has one): the next
-            # flush is seconds away.
-            connections.close_all()
+def request_metrics_flusher() -> Flusher:
+    return _flusher
 
 
 def request_metrics_flusher_ensure() -> None:
     """Start this process's flusher thread once (after a fork too: the parent's thread does
     not follow the child)."""
-    global _flusher_pid
-    if _flusher_pid == os.getpid():
-        return
-    if not settings.REQUEST_METRICS_FLUSH_THREAD or settings.REQUEST_METRICS_FLUSH_SECONDS <= 0:
-        return
-    with _flusher_lock:
-        if _flusher_pid == os.getpid():
-            return
-        threading.Thread(target=_flusher_loop, name="request-metrics-flush", daemon=True).start()
-        if _flusher_pid is None:
-            atexit.register(request_metrics_flush)
-        _flusher_pid = os.getpid()
+    _flusher.ensure()

@@ -43,6 +43,7 @@ from ops.notify import (
     invariant_transition_decide,
 )
 from ops.tasks import alert_deliver, invariants_check
+from tests.support.broker import celery_pools_reset
 from tests.support.concurrency import Worker, wait_until_blocked
 from tests.support.servers import child_database_url, child_redis_url, free_port
 
@@ -208,9 +209,11 @@ def test_an_invariant_alerts_once_when_it_goes_critical_never_while_it_stays_so_
         ("warn", "error", "worse"),
         ("critical", "warn", None),  # less bad is still bad: no new alert
         ("critical", "critical", None),
-        ("critical", "insufficient_data", "recovered"),
+        ("critical", "insufficient_data", None),  # not enough data is no recovery
+        ("warn", "insufficient_data", None),
         ("warn", "ok", "recovered"),
         ("ok", "insufficient_data", None),
+        (None, "insufficient_data", None),
     ],
 )
 def test_which_changes_of_state_alert(old, new, transition):
@@ -271,6 +274,35 @@ def test_a_run_compares_with_the_result_written_last_even_when_its_timestamp_is_
     critical = InvariantOutcome(name="t.x", app="t", description="d", state="critical", value=1, detail="", seconds=0)
     (transition,) = invariant_results_store(outcomes=[critical])
     assert (transition.old_state, transition.new_state, transition.transition) == ("ok", "critical", "bad")
+
+
+def _outcome(state: str) -> InvariantOutcome:
+    return InvariantOutcome(name="t.flap", app="t", description="d", state=state, value=None, detail="", seconds=0.0)
+
+
+@pytest.mark.django_db
+def test_flapping_between_a_bad_state_and_not_enough_data_alerts_once_and_recovers_once():
+    states = ["ok", "critical", "insufficient_data", "critical", "insufficient_data", "critical", "insufficient_data"]
+    states += ["critical", "insufficient_data", "ok", "insufficient_data", "ok"]
+    transitions = []
+    for state in states:
+        transitions += [
+            (t.old_state, t.new_state, t.transition) for t in invariant_results_store(outcomes=[_outcome(state)])
+        ]
+    assert transitions == [
+        ("ok", "critical", "bad"),
+        ("critical", "ok", "recovered"),  # compared with the last result that had data
+    ]
+    assert InvariantResult.objects.filter(name="t.flap").count() == len(states)
+
+
+@pytest.mark.django_db
+def test_a_result_after_only_not_enough_data_is_compared_with_nothing_known():
+    for state in ("insufficient_data", "insufficient_data"):
+        assert invariant_results_store(outcomes=[_outcome(state)]) == []
+    (transition,) = invariant_results_store(outcomes=[_outcome("error")])
+    assert (transition.old_state, transition.transition) == ("insufficient_data", "bad")
+    assert invariant_results_store(outcomes=[_outcome("ok")])[0].transition == "recovered"
 
 
 # --- sending and delivering ------------------------------------------------------------------
@@ -371,24 +403,33 @@ class Hanging:
 
 
 @pytest.fixture
-def dead_broker(settings: Any) -> Iterator[None]:
-    """This process's Celery app sending to a port where nothing listens."""
+def dead_broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This process's Celery app sending to a port where nothing listens.
+
+    Celery reads the broker from the environment before its configuration
+    (``CELERY_BROKER_WRITE_URL``, then ``CELERY_BROKER_URL``, then ``broker_url``), and
+    ``make test`` sets ``CELERY_BROKER_URL``: all three are pointed at the dead port, and the
+    connection pools the producer draws from are dropped so that they are rebuilt from it."""
     from matchplatform.celery import app
 
-    def pools_reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
+    port = free_port()
+    dead = f"redis://127.0.0.1:{port}/0"
     saved = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    pools_reset()
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
+    monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
+    app.conf.broker_url = dead
+    celery_pools_reset(app)
+    # What alert_deliver.apply_async publishes through: the producer pool's connection.
+    connection = app.amqp.producer_pool.connections.connection
+    assert (connection.hostname, connection.port) == ("127.0.0.1", port), (
+        f"the producer still publishes to {connection.as_uri()}, not to the dead broker"
+    )
     try:
-        yield
+        yield dead
     finally:
+        # monkeypatch restores the environment after this; the pools are rebuilt lazily.
         app.conf.broker_url = saved
-        pools_reset()
+        celery_pools_reset(app)
 
 
 def test_a_dead_webhook_behind_a_dead_broker_never_holds_or_fails_the_caller(settings, dead_broker):
@@ -478,21 +519,15 @@ def redis_broker(settings: Any) -> Iterator[None]:
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     client.flushdb()
 
-    def pools_reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
     app.conf.broker_url = url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    pools_reset()
+    celery_pools_reset(app)
     try:
         yield
     finally:
         app.conf.broker_url, app.conf.broker_transport_options = saved
-        pools_reset()
+        celery_pools_reset(app)
         client.flushdb()
         client.close()
 

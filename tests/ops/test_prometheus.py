@@ -117,23 +117,27 @@ def test_workers_alive_are_counted_by_heartbeat():
 
 
 def test_other_apps_add_families_through_the_registration_hook(collectors):
+    # Test-only family names: the real apps' collectors (the rollouts' among them) are
+    # registered too, and a name exported twice is dropped.
     @prometheus_collector_register
-    def rollout_metrics():
-        percent = GaugeMetricFamily("matchplatform_rollout_percent", "Percent served.", labels=["rollout"])
-        percent.add_metric(["new-ranker"], 25)
-        decisions = CounterMetricFamily("matchplatform_rollout_decisions", "Decisions.", labels=["rollout", "decision"])
-        decisions.add_metric(["new-ranker", "advance"], 3)
-        return [percent, decisions]
+    def hook_test_metrics():
+        served = GaugeMetricFamily("matchplatform_hooktest_percent", "Percent served.", labels=["rollout"])
+        served.add_metric(["new-ranker"], 25)
+        events = CounterMetricFamily("matchplatform_hooktest_events", "Events.", labels=["rollout", "decision"])
+        events.add_metric(["new-ranker", "advance"], 3)
+        return [served, events]
 
     families = scrape()
-    assert families["matchplatform_rollout_percent"] == [
-        ("matchplatform_rollout_percent", {"rollout": "new-ranker"}, 25)
+    assert families["matchplatform_hooktest_percent"] == [
+        ("matchplatform_hooktest_percent", {"rollout": "new-ranker"}, 25)
     ]
     assert (
-        "matchplatform_rollout_decisions_total",
+        "matchplatform_hooktest_events_total",
         {"rollout": "new-ranker", "decision": "advance"},
         3,
-    ) in families["matchplatform_rollout_decisions"]
+    ) in families["matchplatform_hooktest_events"]
+    up = {labels["collector"]: value for _, labels, value in families["matchplatform_metrics_collector_up"]}
+    assert up[f"{hook_test_metrics.__module__}.{hook_test_metrics.__qualname__}"] == 1
 
 
 def test_a_failing_collector_is_reported_and_leaves_the_others_and_a_duplicate_family_is_dropped(collectors):

@@ -38,6 +38,7 @@ from runs.models import MatchRun, MatchRunStatus, StartupInvestorMatch
 from runs.queue import runs_queue
 from runs.services import match_run_submit
 from tests.factories import InvestorFactory
+from tests.support.broker import celery_pools_reset
 from tests.support.servers import child_redis_url
 
 # The production defaults: the acceptance point is stated with them.
@@ -138,15 +139,6 @@ def page_server() -> Iterator[_PageServer]:
 # --- the broker ------------------------------------------------------------------------------
 
 
-def _producer_pools_reset(app: Any) -> None:
-    # The app caches its broker connection pool; drop it so the next send dials the broker
-    # now configured (the same reset Celery does after a fork).
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The test configuration's Redis database, empty, and this process's Celery app sending to
@@ -168,12 +160,12 @@ def broker(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
     app.conf.broker_url = broker_url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    _producer_pools_reset(app)
+    celery_pools_reset(app)
     try:
         yield client
     finally:
         app.conf.broker_url, app.conf.broker_transport_options = saved
-        _producer_pools_reset(app)
+        celery_pools_reset(app)
         client.flushdb()
         client.close()
 
