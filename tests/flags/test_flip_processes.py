@@ -10,11 +10,8 @@ here). Each check prints the measured seconds.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -40,7 +37,7 @@ from ops.models import QueueHistory
 from runs.models import MatchRunStatus
 from runs.queue import runs_queue
 from runs.services import match_run_submit
-from tests.support.servers import child_database_url, child_redis_url, gunicorn_server
+from tests.support.servers import celery_worker_process, child_database_url, child_redis_url, gunicorn_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -90,31 +87,10 @@ def celery_worker(tmp_path: Path) -> Iterator[Worker]:
     log = tmp_path / "worker.log"
     client = Celery("flags-flip-test", broker=redis_url, backend=redis_url, set_as_current=False)
     client.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *(CELERY, "-A", "matchplatform", "worker", "--pool=solo", "--concurrency=1", "-Q", queue),
-                *("--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h"),
-                "--loglevel=INFO",
-            ],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        yield Worker(client=client, queue=queue, log=log)
+        with celery_worker_process(env=env, name=queue, log=log, queue=queue):
+            yield Worker(client=client, queue=queue, log=log)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
         client.close()
 
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +42,7 @@ from ops.notify import (
 from ops.tasks import alert_deliver, invariants_check
 from tests.support.broker import celery_pools_reset
 from tests.support.concurrency import Worker, wait_until_blocked
-from tests.support.servers import child_database_url, child_redis_url, free_port
+from tests.support.servers import celery_worker_process, child_database_url, child_redis_url, free_port
 
 # --- a webhook receiver ------------------------------------------------------------------------
 
@@ -540,9 +537,6 @@ def _wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-WORKER = [sys.executable, "-m", "celery", "-A", "matchplatform", "worker", "--pool=solo", "--loglevel=INFO"]
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_retries_a_failing_webhook_until_it_takes_the_message_once(receiver, redis_broker, settings, tmp_path):
@@ -558,25 +552,7 @@ def test_a_worker_retries_a_failing_webhook_until_it_takes_the_message_once(rece
         PYTHONUNBUFFERED="1",
     )
     log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [
-                *WORKER,
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel=INFO",
-                "-n",
-                "alerts@%h",
-            ],
-            cwd=str(settings.BASE_DIR),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with celery_worker_process(env=env, name="alerts", log=log):
         alert_send(key="rollout:5", state="rolled_back", title="Rollout 5 rolled back", text="5xx rate", fields={})
         sent()  # on the broker now; the caller is done
         try:
@@ -588,11 +564,3 @@ def test_a_worker_retries_a_failing_webhook_until_it_takes_the_message_once(rece
         assert receiver.statuses() == [500, 500, 200]
         (body,) = receiver.delivered()
         assert body["alert"]["key"] == "rollout:5"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)

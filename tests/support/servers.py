@@ -233,3 +233,38 @@ def run_all(*, env: dict[str, str] | None = None, timeout: float = 60) -> Iterat
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         log.close()
+
+
+@contextmanager
+def celery_worker_process(
+    *, env: dict[str, str], name: str, log: Path, queue: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` (solo pool, no gossip, mingle or heartbeat) with ``env`` (give
+    it the test's database and Redis db: ``child_database_url``, ``child_redis_url``), its
+    output in ``log``, consuming ``queue`` (default: the default queue), in its own process
+    group, which is stopped (SIGTERM, then SIGKILL) when the block ends."""
+    command = [str(BIN / "celery"), "-A", "matchplatform", "worker", "--pool=solo", "--concurrency=1"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO", "-n", f"{name}@%h"]
+    if queue is not None:
+        command += ["-Q", queue]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
