@@ -39,6 +39,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py seed_members --if-empty
+	$(PY) manage.py seed_discovery
 	$(PY) manage.py demo_credentials
 	@bash bin/run-all
 
@@ -47,6 +48,7 @@ dev: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py seed_members --if-empty
+	$(PY) manage.py seed_discovery
 	$(PY) manage.py demo_credentials
 	@WEB_SERVER=runserver bash bin/run-all
 

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "flags",
     "runs",
     "proposals",
+    "discovery",
 ]
 
 # Waffle stores flags, switches and samples; flags.Flag adds sticky percentages and safe values.

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class DiscoveryConfig(AppConfig):
+    name = "discovery"
+    verbose_name = "Discovery and learning"
+
+    def ready(self) -> None:
+        from discovery import configs  # noqa: F401 - the ranker's config names

@@ -1,0 +1,181 @@
+"""Discovery: the interest catalog, marketplace categories and candidates, what members say
+they are interested in and what they do, the gaps discovery finds, and every ranking decision
+with its propensity (so a new policy can be judged offline on what was served)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+
+
+class Interest(models.Model):
+    """An interest members can pick (the catalog)."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(models.Model):
+    """A marketplace category: candidates live in one."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    interests: models.ManyToManyField[Interest, InterestCategory] = models.ManyToManyField(
+        Interest, through="InterestCategory", related_name="categories"
+    )
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class InterestCategory(models.Model):
+    """The interest -> category map: an interest is served by candidates of these categories."""
+
+    interest = models.ForeignKey(Interest, on_delete=models.CASCADE)
+    category = models.ForeignKey(Category, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["interest", "category"], name="discovery_interest_category")]
+        verbose_name = "interest to category"
+        verbose_name_plural = "interests to categories"
+
+    def __str__(self) -> str:
+        return f"{self.interest_id} -> {self.category_id}"
+
+
+class Candidate(models.Model):
+    """Something a member can be shown: a listing of the marketplace."""
+
+    class Kind(models.TextChoices):
+        LISTING = "listing", "Listing"
+        SERVICE = "service", "Service"
+        EVENT = "event", "Event"
+        COMMUNITY = "community", "Community"
+
+    name = models.CharField(max_length=200)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="candidates")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LISTING)
+    popularity = models.FloatField(default=0.0, help_text="0..1: how much members engage with it.")
+    published_at = models.DateTimeField(db_default=Now(), help_text="Freshness: newer ranks higher.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(popularity__gte=0) & Q(popularity__lte=1), name="discovery_candidate_popularity_0_1"
+            )
+        ]
+        indexes = [models.Index(fields=["category", "-popularity"], name="discovery_candidate_rank")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserInterest(models.Model):
+    """A member's interest, with how strongly (0..1); one per member and interest."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="discovery_interests")
+    interest = models.ForeignKey(Interest, on_delete=models.CASCADE, related_name="members")
+    affinity = models.FloatField(default=0.5)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "interest"], name="discovery_user_interest_once"),
+            models.CheckConstraint(
+                condition=Q(affinity__gte=0) & Q(affinity__lte=1), name="discovery_user_interest_affinity_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.interest_id} ({self.affinity:g})"
+
+
+class LearningEvent(models.Model):
+    """One ranking decision, logged whole so it can be judged offline: the candidate set, the
+    action distribution the policy drew from, the item it led with and that item's
+    propensity, whether it explored, the seed it drew with (the decision replays), and the
+    reward when one arrives (joined from a signal within the attribution window, never
+    guessed)."""
+
+    decision_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="learning_events")
+    surface = models.CharField(max_length=30, default="suggestions")
+    policy_version = models.CharField(max_length=50)
+    policy_hash = models.CharField(max_length=64, help_text="A hash of the policy's config at the decision.")
+    candidate_ids = models.JSONField(help_text="The candidate set, in the order it was scored.")
+    distribution = models.JSONField(help_text="Each candidate's probability of leading the slate.")
+    slate = models.JSONField(help_text="The candidates served, in order.")
+    chosen = models.ForeignKey(Candidate, on_delete=models.PROTECT, related_name="+")
+    p_exp = models.FloatField(help_text="The chosen item's propensity; 0 when the decision was not randomized.")
+    explored = models.BooleanField(default=False)
+    randomized = models.BooleanField(default=True, help_text="False in safe mode or at epsilon 0.")
+    seed = models.BigIntegerField()
+    score = models.FloatField()
+    context = models.JSONField(default=dict, blank=True)
+    decided_at = models.DateTimeField(db_default=Now())
+    reward = models.FloatField(null=True, blank=True)
+    rewarded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(p_exp__gte=0) & Q(p_exp__lte=1), name="discovery_event_p_exp_0_1"),
+        ]
+        indexes = [
+            models.Index(fields=["policy_version", "decided_at"], name="discovery_event_policy"),
+            models.Index(fields=["user", "-decided_at"], name="discovery_event_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision_id} {self.policy_version}"
+
+
+class IntentSignal(models.Model):
+    """What a member did with a candidate; a click or a save may reward a decision."""
+
+    class Kind(models.TextChoices):
+        VIEW = "view", "View"
+        CLICK = "click", "Click"
+        SAVE = "save", "Save"
+        DISMISS = "dismiss", "Dismiss"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="intent_signals")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="signals")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    decision = models.ForeignKey(
+        LearningEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="signals"
+    )
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="discovery_signal_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} {self.candidate_id}"
+
+
+class Gap(models.Model):
+    """An interest whose categories hold fewer candidates than discovery needs."""
+
+    interest = models.OneToOneField(Interest, on_delete=models.CASCADE, related_name="gap")
+    candidates_found = models.PositiveIntegerField()
+    candidates_needed = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.interest_id}: {self.candidates_found}/{self.candidates_needed}"
