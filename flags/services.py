@@ -76,7 +76,7 @@ def flag_update(
         if not 0 <= percent <= 100:
             raise InvalidInput("A percentage is between 0 and 100.", fields={"percent": ["Between 0 and 100."]})
     with transaction.atomic():
-        flag: Any = Flag.objects.select_for_update().filter(name=name).first()
+        flag: Any = Flag.objects.select_for_update(no_key=True).filter(name=name).first()
         if flag is None:
             raise NotFound(f"No flag is named {name!r}.")
         if everyone is not _UNSET:
@@ -102,7 +102,7 @@ def flag_percent_set(
 def switch_set(name: str, active: bool, *, reason: str = "", actor: User | AnonymousUser | None = None) -> Switch:
     """Turn a switch on or off (made if missing), with a history row naming who and why."""
     with transaction.atomic():
-        switch: Any = Switch.objects.select_for_update().filter(name=name).first() or Switch(name=name)
+        switch: Any = Switch.objects.select_for_update(no_key=True).filter(name=name).first() or Switch(name=name)
         switch.active = active
         switch._change_reason = (reason or None) and reason[:100]
         if actor is not None and actor.is_authenticated:
