@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from discovery.models import Candidate, Category, Gap, IntentSignal, Interest, InterestCategory, LearningEvent
+from discovery.models import (
+    Candidate,
+    Category,
+    DiscoveryJob,
+    Gap,
+    IntentSignal,
+    Interest,
+    InterestCategory,
+    LearningEvent,
+)
 
 
 @admin.register(Interest)
@@ -51,6 +60,16 @@ class IntentSignalAdmin(admin.ModelAdmin):
     list_display = ("user", "candidate", "kind", "decision", "created_at")
     list_filter = ("kind",)
     readonly_fields = ("user", "candidate", "kind", "decision", "created_at")
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(DiscoveryJob)
+class DiscoveryJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "topic", "user", "interest", "status", "attempts", "candidates_found", "created_at")
+    list_filter = ("status", "topic")
+    readonly_fields = [f.name for f in DiscoveryJob._meta.fields]
 
     def has_add_permission(self, request: object) -> bool:
         return False

@@ -6,4 +6,4 @@ class DiscoveryConfig(AppConfig):
     verbose_name = "Discovery and learning"
 
     def ready(self) -> None:
-        from discovery import configs  # noqa: F401 - the ranker's config names
+        from discovery import configs, queue  # noqa: F401 - the ranker's config names, the discovery queue

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from ops.models import LeaseQueueModel, QueueStatus
+
 
 class Interest(models.Model):
     """An interest members can pick (the catalog)."""
@@ -179,3 +181,44 @@ class Gap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.interest_id}: {self.candidates_found}/{self.candidates_needed}"
+
+
+class DiscoveryTopic(models.TextChoices):
+    USER_SIGNUP = "discovery.user-signup", "A member signed up"
+    INTERESTS_CHANGED = "discovery.interests-changed", "A member's interests changed"
+    REFRESH = "discovery.refresh", "A scheduled refresh"
+
+
+ACTIVE_JOB_STATUSES = (QueueStatus.QUEUED, QueueStatus.PROCESSING)
+
+
+class DiscoveryJob(LeaseQueueModel):
+    """Find a member's candidates for one interest (and record a gap when there are too
+    few): a row of the discovery lease queue, one active per member and interest."""
+
+    status = models.CharField(max_length=20, choices=QueueStatus.choices, default=QueueStatus.QUEUED)
+    topic = models.CharField(max_length=40, choices=DiscoveryTopic.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="discovery_jobs")
+    interest = models.ForeignKey(Interest, on_delete=models.CASCADE, related_name="jobs")
+    candidates_found = models.PositiveIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One job in flight per member and interest: enqueueing again while one waits is a no-op.
+            models.UniqueConstraint(
+                fields=["user", "interest"],
+                condition=Q(status__in=[s.value for s in ACTIVE_JOB_STATUSES]),
+                name="discovery_job_one_active",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in QueueStatus]), name="discovery_job_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["priority", "id"], name="discovery_job_claim", condition=Q(status="queued")),
+            models.Index(fields=["lease_expires_at"], name="discovery_job_leases", condition=Q(status="processing")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.user_id}/{self.interest_id} ({self.status})"

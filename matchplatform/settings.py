@@ -373,6 +373,9 @@ CELERY_BEAT_SCHEDULE = {
     # The staged rollouts' controller: advance, hold, pause or roll back each running rollout.
     "flags.rollouts_tick": {"task": "flags.rollouts_tick", "schedule": env_float("ROLLOUTS_TICK_SECONDS", 30.0)},
     "flags.rollouts_prune": {"task": "flags.rollouts_prune", "schedule": 3600.0},
+    # The discovery queue's safety net (jobs are also woken on commit): every 5 minutes, as
+    # the Day-0 runbook schedules its worker.
+    "discovery.process_batch": {"task": "discovery.process_batch", "schedule": 300.0},
 }
 
 # Wake a worker through the broker when a unit of work commits. Off only where no broker
@@ -442,6 +445,12 @@ ROLLOUTS_KEEP_DAYS = env_int("ROLLOUTS_KEEP_DAYS", 30)  # hold decisions and exp
 # Exposures (the first time a unit is seen in a rollout's stage) are written in batches.
 ROLLOUTS_EXPOSURE_FLUSH_SECONDS = env_float("ROLLOUTS_EXPOSURE_FLUSH_SECONDS", 5.0)
 ROLLOUTS_EXPOSURE_FLUSH_THREAD = env_bool("ROLLOUTS_EXPOSURE_FLUSH_THREAD", REQUEST_METRICS_FLUSH_THREAD)
+
+# --- discovery ---------------------------------------------------------------------------
+DISCOVERY_CLAIM_BATCH = env_int("DISCOVERY_CLAIM_BATCH", 20)
+DISCOVERY_LEASE_TTL_SECONDS = env_float("DISCOVERY_LEASE_TTL_SECONDS", 120.0)
+# Fewer active candidates than this for an interest is a gap.
+DISCOVERY_MIN_CANDIDATES = env_int("DISCOVERY_MIN_CANDIDATES", 3)
 
 # --- runs ------------------------------------------------------------------------------
 RUNS_LEASE_TTL_SECONDS = env_float("RUNS_LEASE_TTL_SECONDS", 30.0)

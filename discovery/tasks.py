@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+
+@shared_task(name="discovery.process_batch", acks_late=True, time_limit=120, soft_time_limit=100)
+def process_batch() -> int:
+    """Claim and process one batch of discovery jobs; a full batch means more: ask again."""
+    from discovery.services import discovery_jobs_process_batch
+
+    claimed = discovery_jobs_process_batch()
+    if claimed >= settings.DISCOVERY_CLAIM_BATCH:
+        process_batch.delay()
+    return claimed
