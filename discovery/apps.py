@@ -6,4 +6,4 @@ class DiscoveryConfig(AppConfig):
     verbose_name = "Discovery and learning"
 
     def ready(self) -> None:
-        from discovery import configs, queue  # noqa: F401 - the ranker's config names, the discovery queue
+        from discovery import configs, names, queue  # noqa: F401 - config names, flags' safe values, the queue

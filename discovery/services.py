@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from discovery.catalog import DAY0
+from discovery.configs import RANKER_POLICY, RankerPolicy
 from discovery.models import (
     Candidate,
     Category,
@@ -20,9 +23,15 @@ from discovery.models import (
     Gap,
     Interest,
     InterestCategory,
+    LearningEvent,
     UserInterest,
 )
+from discovery.names import LEARNING_ENABLED, MARKETPLACE_SUGGEST
 from discovery.queue import discovery_queue
+from discovery.ranker import decision_seed_new, ranker_decide
+from discovery.selectors import candidates_scored_for_user, fallback_scored
+from flags.config.selectors import config_get
+from flags.evaluation import flag_enabled, safe_mode_active
 from matchplatform.exceptions import InvalidInput, LeaseLost
 from ops.models import QueueStatus
 from ops.queue import Lease
@@ -166,3 +175,66 @@ def discovery_jobs_process_batch(
             with contextlib.suppress(LeaseLost):
                 discovery_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}")
     return len(leases)
+
+
+# --- suggestions, and the decision behind each -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    candidates: list[Candidate]
+    decision_id: str | None  # the logged decision (None when logging is off or nothing was served)
+    personal: bool
+    explored: bool
+
+
+def _policy_hash(policy: RankerPolicy) -> str:
+    return hashlib.sha256(json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def suggestions_for_user(*, user: User, limit: int | None = None, surface: str = "suggestions") -> Suggestions:
+    """The member's suggestions, ranked by the configured epsilon-greedy policy, and the
+    decision logged whole (candidate set, distribution, chosen item and its propensity, the
+    seed) unless ``learning.enabled`` is off. In safe mode the policy's epsilon is 0, the
+    slate is the fallback one, and the decision is logged as not randomized (p_exp 0)."""
+    if not flag_enabled(MARKETPLACE_SUGGEST, user=user):
+        return Suggestions(candidates=[], decision_id=None, personal=False, explored=False)
+    policy = config_get(RANKER_POLICY)
+    size = min(limit or policy.slate_size, policy.slate_size)
+    safe = safe_mode_active()
+    scored = fallback_scored(size=size) if safe else candidates_scored_for_user(user=user, fallback_size=size)
+    if not scored.candidate_ids:
+        return Suggestions(candidates=[], decision_id=None, personal=False, explored=False)
+    decision = ranker_decide(
+        candidate_ids=scored.candidate_ids,
+        scores=scored.scores,
+        epsilon=0.0 if safe else policy.epsilon,
+        seed=decision_seed_new(),
+        slate_size=size,
+    )
+    decision_id = None
+    if flag_enabled(LEARNING_ENABLED, user=user):
+        event = LearningEvent.objects.create(
+            user=user,
+            surface=surface,
+            policy_version=policy.version,
+            policy_hash=_policy_hash(policy),
+            candidate_ids=list(scored.candidate_ids),
+            distribution={str(k): v for k, v in decision.distribution.items()},
+            slate=list(decision.slate),
+            chosen_id=decision.chosen,
+            p_exp=decision.p_exp if decision.randomized else 0.0,
+            explored=decision.explored,
+            randomized=decision.randomized,
+            seed=decision.seed,
+            score=decision.chosen_score,
+            context={"personal": scored.personal, "safe_mode": safe, "epsilon": decision.epsilon},
+        )
+        decision_id = str(event.decision_id)
+    by_id = Candidate.objects.in_bulk(list(decision.slate))
+    return Suggestions(
+        candidates=[by_id[i] for i in decision.slate if i in by_id],
+        decision_id=decision_id,
+        personal=scored.personal,
+        explored=decision.explored,
+    )
