@@ -8,10 +8,12 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from discovery.catalog import DAY0
 from discovery.configs import RANKER_POLICY, RankerPolicy
@@ -21,6 +23,7 @@ from discovery.models import (
     DiscoveryJob,
     DiscoveryTopic,
     Gap,
+    IntentSignal,
     Interest,
     InterestCategory,
     LearningEvent,
@@ -32,7 +35,7 @@ from discovery.ranker import decision_seed_new, ranker_decide
 from discovery.selectors import candidates_scored_for_user, fallback_scored
 from flags.config.selectors import config_get
 from flags.evaluation import flag_enabled, safe_mode_active
-from matchplatform.exceptions import InvalidInput, LeaseLost
+from matchplatform.exceptions import InvalidInput, LeaseLost, NotFound
 from ops.models import QueueStatus
 from ops.queue import Lease
 from ops.services import queue_item_enqueue
@@ -238,3 +241,42 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
         personal=scored.personal,
         explored=decision.explored,
     )
+
+
+# --- signals, and the rewards they bring -------------------------------------------------------
+
+REWARDING = {IntentSignal.Kind.CLICK: 1.0, IntentSignal.Kind.SAVE: 1.0}
+
+
+def signal_record(*, user: User, candidate_id: int, kind: str, decision_id: str | None = None) -> IntentSignal:
+    """Record what a member did with a candidate. A click or a save on the item a decision of
+    theirs led with, within the policy's attribution window, is that decision's reward (the
+    first one only; never overwritten). ``decision_id`` names the decision the member acted
+    on (another member's is not found); without it, their latest decision that served the
+    candidate within the window is the one."""
+    if kind not in IntentSignal.Kind.values:
+        raise InvalidInput(
+            f"A signal is one of {', '.join(IntentSignal.Kind.values)}.", fields={"kind": ["Not a signal kind."]}
+        )
+    candidate = Candidate.objects.filter(pk=candidate_id, active=True).first()
+    if candidate is None:
+        raise NotFound("No such candidate.")
+    window = timedelta(seconds=config_get(RANKER_POLICY).attribution_seconds)
+    with transaction.atomic():
+        decisions = LearningEvent.objects.select_for_update(no_key=True).filter(
+            user=user, decided_at__gte=timezone.now() - window
+        )
+        if decision_id is not None:
+            decision = decisions.filter(decision_id=decision_id).first()
+            if decision is None and not LearningEvent.objects.filter(user=user, decision_id=decision_id).exists():
+                raise NotFound("No such decision.")  # not theirs, or none: the same answer
+        else:
+            recent = decisions.order_by("-decided_at", "-id")[:50]
+            decision = next((d for d in recent if candidate.pk in (d.slate or [])), None)
+        signal = IntentSignal.objects.create(user=user, candidate=candidate, kind=kind, decision=decision)
+        reward = REWARDING.get(IntentSignal.Kind(kind))
+        if decision is not None and reward is not None and decision.chosen_id == candidate.pk:
+            LearningEvent.objects.filter(pk=decision.pk, reward__isnull=True).update(
+                reward=reward, rewarded_at=timezone.now()
+            )
+    return signal
