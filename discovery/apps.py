@@ -7,3 +7,8 @@ class DiscoveryConfig(AppConfig):
 
     def ready(self) -> None:
         from discovery import configs, names, queue  # noqa: F401 - config names, flags' safe values, the queue
+
+        # Registrations made at import: the events queue and its topics' handlers (and the
+        # sign-up hook), the gate metrics of policy health and OPE, the SLOs and invariants of
+        # the runbook's alert table, and the row-security hooks.
+        from discovery import hooks_events, hooks_health, hooks_operating, hooks_security  # noqa: F401

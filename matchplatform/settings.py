@@ -452,6 +452,18 @@ DISCOVERY_LEASE_TTL_SECONDS = env_float("DISCOVERY_LEASE_TTL_SECONDS", 120.0)
 # Fewer active candidates than this for an interest is a gap.
 DISCOVERY_MIN_CANDIDATES = env_int("DISCOVERY_MIN_CANDIDATES", 3)
 
+# --- discovery: each block below belongs to one part of the work (edit only your own) -------
+# [events-queue]
+# [/events-queue]
+# [member-api]
+# [/member-api]
+# [policy-health]
+# [/policy-health]
+# [operating]
+# [/operating]
+# [row-security]
+# [/row-security]
+
 # --- runs ------------------------------------------------------------------------------
 RUNS_LEASE_TTL_SECONDS = env_float("RUNS_LEASE_TTL_SECONDS", 30.0)
 RUNS_CLAIM_BATCH = env_int("RUNS_CLAIM_BATCH", 8)

@@ -35,4 +35,6 @@ urlpatterns = [
     path("api/match/", include("runs.urls")),
     path("api/auth/", include("proposals.urls_auth")),
     path("api/", include("proposals.urls")),
+    path("api/", include("discovery.urls")),
+    path("", include("discovery.pages_urls")),
 ]

@@ -1,0 +1,1 @@
+"""Registrations made when the app is ready (see discovery.apps)."""
