@@ -59,16 +59,14 @@ def config_current(name: str) -> ConfigValue | None:
 
 
 def config_versions(name: str) -> list[dict[str, Any]]:
-    """Every version of a name, newest first: version, value, who, when, why."""
-    rows = ConfigValue.history.filter(name=name).select_related("history_user").order_by("-history_id")
+    """Every version of a name, newest first (the last 200): version, value, who, when, why."""
+    from flags.selectors import history_rows
+
     return [
         {
-            "version": row.version,
-            "value": row.value,
-            "changed_at": row.history_date,
-            "changed_by": row.history_user.get_username() if row.history_user else None,
-            "reason": row.history_change_reason or "",
-            "change": {"+": "created", "~": "changed", "-": "deleted"}.get(row.history_type, row.history_type),
+            "version": row["values"]["version"],
+            "value": row["values"]["value"],
+            **{key: row[key] for key in ("changed_at", "changed_by", "reason", "change")},
         }
-        for row in rows
+        for row in history_rows(ConfigValue.history.filter(name=name), ("version", "value"))
     ]

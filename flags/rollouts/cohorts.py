@@ -79,7 +79,6 @@ def request_cohorts(request: HttpRequest) -> tuple[tuple[str, str], ...]:
     from flags.services import request_unit, unit_cookie_read
     from flags.snapshot import flag_view, snapshot_section
 
-    rollouts_section_register()
     running = snapshot_section(SECTION)
     if not running or request_excluded(request):
         return ()
