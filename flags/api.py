@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from pydantic import ValidationError
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
@@ -10,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from flags.config.registry import config_spec, config_specs
-from flags.config.selectors import config_current, config_get, config_versions
+from flags.config.selectors import config_current, config_get, config_safe_value, config_versions
 from flags.config.services import config_rollback, config_set
 from flags.selectors import flag_describe, flag_get, flag_history, flags_all, flags_for_request, switches_all
 from flags.services import flag_update, switch_set
@@ -119,6 +120,16 @@ SWITCH_NAME = OpenApiParameter("switch_name", str, OpenApiParameter.PATH, descri
 CONFIG_NAME = OpenApiParameter("config_name", str, OpenApiParameter.PATH, description="The config's name")
 
 
+def _config_in_force(spec: Any, row: Any) -> Any:
+    """The stored value, typed (the default before a write, or if it no longer fits)."""
+    if row is None:
+        return spec.default
+    try:
+        return spec.schema.model_validate(row.value)
+    except ValidationError:
+        return spec.default
+
+
 def _config_data(name: str) -> dict[str, Any]:
     try:
         spec = config_spec(name)
@@ -132,7 +143,11 @@ def _config_data(name: str) -> dict[str, Any]:
         "value": config_get(spec).model_dump(mode="json"),
         "stored": row.value if row else None,
         "default": spec.default.model_dump(mode="json"),
-        "safe": spec.safe.model_dump(mode="json") if spec.safe is not None else None,
+        "safe": (
+            config_safe_value(spec, _config_in_force(spec, row)).model_dump(mode="json")
+            if spec.safe is not None or spec.safe_update is not None
+            else None
+        ),
         "schema": spec.schema.model_json_schema(),
     }
 

@@ -35,22 +35,39 @@ def config_get(name: str | ConfigSpec[Any]) -> BaseModel:
     spec = name if isinstance(name, ConfigSpec) else config_spec(name)
     snap = snapshot_current()
     if snap is None:
-        return spec.safe if spec.safe is not None else spec.default
-    if spec.safe is not None and _safe_mode_on(snap.switches):
-        return spec.safe
+        return config_safe_value(spec, spec.default)
     raw = snap.config.get(spec.name)
     if raw is None:
-        return spec.default
-    # Validated once per snapshot: a read after the first costs a dict lookup.
-    typed = snap.typed.get(spec.name)
-    if typed is None:
-        try:
-            typed = spec.schema.model_validate(raw)
-        except ValidationError:
-            logger.exception("config %s: the stored value no longer fits its schema; answering the default", spec.name)
-            typed = spec.default
-        snap.typed[spec.name] = typed
+        typed: BaseModel = spec.default
+    else:
+        # Validated once per snapshot: a read after the first costs a dict lookup.
+        cached = snap.typed.get(spec.name)
+        if cached is not None:
+            typed = cached
+        else:
+            try:
+                typed = spec.schema.model_validate(raw)
+            except ValidationError:
+                logger.exception(
+                    "config %s: the stored value no longer fits its schema; answering the default", spec.name
+                )
+                typed = spec.default
+            snap.typed[spec.name] = typed
+    if (spec.safe is not None or spec.safe_update is not None) and _safe_mode_on(snap.switches):
+        key = f"{spec.name}\x00safe"
+        safe = snap.typed.get(key)
+        if safe is None:
+            safe = snap.typed[key] = config_safe_value(spec, typed)
+        return safe
     return typed
+
+
+def config_safe_value(spec: ConfigSpec[Any], value: BaseModel) -> BaseModel:
+    """What safe mode serves while ``value`` is in force: the declared safe value, or the
+    value with the declared safe update applied; ``value`` itself if neither is declared."""
+    if spec.safe_update is not None:
+        return value.model_copy(update=dict(spec.safe_update))
+    return spec.safe if spec.safe is not None else value
 
 
 def config_current(name: str) -> ConfigValue | None:
