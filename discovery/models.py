@@ -222,3 +222,38 @@ class DiscoveryJob(LeaseQueueModel):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.user_id}/{self.interest_id} ({self.status})"
+
+
+class DiscoveryEvent(LeaseQueueModel):
+    """Something that happened to a member that discovery reacts to (a sign-up, a change of
+    interests): a row of the events lease queue. ``topic`` names the handler registered in
+    code (discovery.events); ``payload`` is what the handler needs, JSON only.
+
+    Topics are not choices on purpose: a new topic is a handler registered in code, not a
+    migration. Its Meta also declares the permission a service user needs to drive the
+    queue worker over HTTP (``discovery.run_queue_worker``)."""
+
+    status = models.CharField(max_length=20, choices=QueueStatus.choices, default=QueueStatus.QUEUED)
+    topic = models.CharField(max_length=60)
+    payload = models.JSONField(default=dict, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="discovery_events"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in QueueStatus]), name="discovery_eventq_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["topic", "priority", "id"], name="discovery_eventq_claim", condition=Q(status="queued")
+            ),
+            models.Index(fields=["lease_expires_at"], name="discovery_eventq_leases", condition=Q(status="processing")),
+        ]
+        permissions = [("run_queue_worker", "Can run the queue worker over HTTP (a service token)")]
+
+    def __str__(self) -> str:
+        return f"{self.topic} #{self.pk} ({self.status})"

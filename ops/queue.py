@@ -9,6 +9,7 @@ conditional on the fencing token handed out by the claim. All times are the data
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -17,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models.functions import Now
 
@@ -27,6 +29,8 @@ from ops.worker import worker_counters
 
 PROCESSING = QueueStatus.PROCESSING.value
 QUEUED = QueueStatus.QUEUED.value
+# A placeholder of a compiled filter, or a literal percent sign (kept as it is).
+_PLACEHOLDER = re.compile(r"%%|%s")
 
 # Every event a row can go through, and the transitions it may make. One place for the
 # whole state machine; history rows name the event.
@@ -144,20 +148,63 @@ class LeaseQueue:
         return LeaseLost(f"{self.label}#{lease.id}: {event} refused, the lease was lost", code=ErrorCode.LEASE_LOST)
 
     # -- claim -----------------------------------------------------------------------
-    def claim(self, *, owner: str, limit: int, ttl: float) -> list[Lease]:
+    def claim(
+        self, *, owner: str, limit: int, ttl: float, where: models.Q | Mapping[str, Any] | None = None
+    ) -> list[Lease]:
+        """Lease up to ``limit`` claimable rows for ``ttl`` seconds. ``where`` (a ``Q`` or a
+        dict of lookups on the queue's model) narrows which rows may be picked, e.g. one
+        topic of a queue that carries several; the order and the locking are the same."""
         if limit <= 0:
             return []
         if connection.vendor == "postgresql":
-            return self._claim_postgresql(owner=owner, limit=limit, ttl=ttl)
-        return self._claim_generic(owner=owner, limit=limit, ttl=ttl)
+            return self._claim_postgresql(owner=owner, limit=limit, ttl=ttl, where=where)
+        return self._claim_generic(owner=owner, limit=limit, ttl=ttl, where=where)
 
-    def _claim_postgresql(self, *, owner: str, limit: int, ttl: float) -> list[Lease]:
+    @staticmethod
+    def _where_q(where: models.Q | Mapping[str, Any] | None) -> models.Q | None:
+        if where is None or isinstance(where, models.Q):
+            return where
+        return models.Q(**where)
+
+    def _where_sql(self, where: models.Q) -> tuple[str, dict[str, Any]]:
+        """``where`` as SQL for the claim's pick, with named parameters (the claim's own are
+        named). A filter on the row's own columns is inlined, so the queue's indexes serve it;
+        one that needs a join becomes ``id IN (subquery)``."""
+        query = self.model._default_manager.filter(where).values("id").query
+        compiler = query.get_compiler(connection=connection)
+        try:
+            sql, params = compiler.compile(query.where)
+        except FullResultSet:  # Q(): every row
+            return "", {}
+        except EmptyResultSet:  # e.g. Q(pk__in=[]): no row
+            return "FALSE", {}
+        if len(query.alias_map) > 1:  # a join: select the ids instead
+            sql, params = query.sql_with_params()
+            sql = f"id IN ({sql})"
+        values = iter(params)
+        names: dict[str, Any] = {}
+
+        def name(match: re.Match[str]) -> str:
+            if match.group(0) == "%%":
+                return "%%"
+            key = f"where_{len(names)}"
+            names[key] = next(values)
+            return f"%({key})s"
+
+        return _PLACEHOLDER.sub(name, sql), names
+
+    def _claim_postgresql(
+        self, *, owner: str, limit: int, ttl: float, where: models.Q | Mapping[str, Any] | None = None
+    ) -> list[Lease]:
         history = QueueHistory._meta.db_table
+        where_q = self._where_q(where)
+        where_sql, where_params = self._where_sql(where_q) if where_q is not None else ("", {})
+        narrow = f" AND ({where_sql})" if where_sql else ""
         # One round trip: pick, lease and record history in a single statement.
         sql = f"""
             WITH picked AS (
                 SELECT id FROM {self.table}
-                WHERE status = %(queued)s AND available_at <= statement_timestamp()
+                WHERE status = %(queued)s AND available_at <= statement_timestamp(){narrow}
                 ORDER BY priority, id
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
@@ -188,6 +235,7 @@ class LeaseQueue:
             "owner": owner,
             "ttl": float(ttl),
             "label": self.label,
+            **where_params,
         }
         # One statement under autocommit is atomic: no BEGIN/COMMIT round trips needed.
         with connection.cursor() as cursor:
@@ -195,16 +243,18 @@ class LeaseQueue:
             rows = cursor.fetchall()
         return [Lease(id=row[0], token=row[1], attempt=row[2]) for row in rows]
 
-    def _claim_generic(self, *, owner: str, limit: int, ttl: float) -> list[Lease]:
+    def _claim_generic(
+        self, *, owner: str, limit: int, ttl: float, where: models.Q | Mapping[str, Any] | None = None
+    ) -> list[Lease]:
         # SQLite has no SKIP LOCKED; the IMMEDIATE transaction takes the write lock before
         # the SELECT, so two claimers can never pick the same row.
         leases: list[Lease] = []
+        where_q = self._where_q(where)
         with transaction.atomic():
-            picked = list(
-                self.model._default_manager.filter(status=QUEUED, available_at__lte=Now())
-                .order_by("priority", "id")
-                .values_list("id", "attempts")[:limit]
-            )
+            claimable = self.model._default_manager.filter(status=QUEUED, available_at__lte=Now())
+            if where_q is not None:
+                claimable = claimable.filter(where_q)
+            picked = list(claimable.order_by("priority", "id").values_list("id", "attempts")[:limit])
             expires = Now() + timedelta(seconds=ttl)
             for item_id, attempts in picked:
                 token = uuid.uuid4()

@@ -86,6 +86,7 @@ def world(settings):
         "rollout_name": rollout_create(name="hostile-rollout", flag="hostile_flag").name,
         "switch_name": "hostile.switch",
         "config_name": "runs.fetch",
+        "queue_name": "discovery",
     }
     return {"member": member, "staff": staff, "ids": ids}
 

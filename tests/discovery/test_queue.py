@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def member(django_user_model):
     catalog_seed_day0()
-    return django_user_model.objects.create_user(username="explorer", password="pw-explorer-pass")
+    return django_user_model.objects.create_user(username="explorer")  # no password: hashing one costs a second
 
 
 def jobs(member) -> list[tuple[str, str]]:
@@ -102,3 +102,52 @@ def test_a_failing_job_retries_then_dies_and_a_requeue_brings_it_back(member, se
     discovery_jobs_process_batch()
     job.refresh_from_db()
     assert job.status == "done" and job.candidates_found == 1
+
+
+def test_a_crashed_workers_job_is_rescued_and_a_poison_pill_dies_of_rescues(member):
+    from datetime import timedelta
+
+    from discovery.queue import discovery_queue
+
+    user_interests_set(user=member, affinities={"ai": 0.9})
+    job = DiscoveryJob.objects.get(user=member)
+    for rescue in range(1, 5):
+        (lease,) = discovery_queue.claim(owner=f"crashed-{rescue}", limit=1, ttl=30)
+        DiscoveryJob.objects.filter(pk=job.pk).update(lease_expires_at=Now() - timedelta(seconds=1))
+        result = discovery_queue.release_expired()
+        job.refresh_from_db()
+        if rescue <= 3:
+            assert (result.requeued, job.status, job.rescues) == ([job.pk], "queued", rescue)
+    assert (result.dead, job.status) == ([job.pk], "dead")
+    letter = DeadLetter.objects.get(queue="discovery.discoveryjob", item_id=job.pk)
+    assert letter.reason == "rescues" and "expired 4 times" in letter.last_error
+    # A result that arrives after the lease was lost is dropped, not written.
+    assert dead_letters_requeue(dead_letter_ids=[letter.pk]) == 1
+    (lease,) = discovery_queue.claim(owner="slow", limit=1, ttl=30)
+    DiscoveryJob.objects.filter(pk=job.pk).update(lease_expires_at=Now() - timedelta(seconds=1))
+    discovery_queue.release_expired()
+    from matchplatform.exceptions import LeaseLost
+
+    with pytest.raises(LeaseLost):
+        services.discovery_job_process(lease=lease)
+    job.refresh_from_db()
+    assert (job.status, job.candidates_found) == ("queued", None)
+
+
+def test_the_beat_task_asks_again_after_a_full_batch_and_wakes_on_commit(
+    member, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from discovery import tasks
+
+    settings.DISCOVERY_CLAIM_BATCH = 2
+    settings.OPS_WAKE_WORKERS = True
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.process_batch, "delay", lambda: sent.append("wake"))
+    with django_capture_on_commit_callbacks(execute=True):
+        user_interests_set(user=member, affinities={"ai": 0.9, "fintech": 0.8, "health": 0.7})
+        assert sent == []
+    assert sent == ["wake"] * 3  # one nudge per job, once committed
+    sent.clear()
+    assert tasks.process_batch() == 2 and sent == ["wake"]  # a full batch: there may be more
+    assert tasks.process_batch() == 1 and sent == ["wake"]
+    assert set(DiscoveryJob.objects.values_list("status", flat=True)) == {"done"}
