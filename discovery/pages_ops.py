@@ -1,3 +1,9 @@
-from django.urls import URLPattern, URLResolver
+"""Operators' discovery pages (HTML), mounted at the site root."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from discovery.views_ops import ops_discovery
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("ops/discovery", ops_discovery, name="ops-discovery"),
+]
