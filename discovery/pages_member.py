@@ -1,3 +1,9 @@
-from django.urls import URLPattern, URLResolver
+"""The member's discovery page, mounted at the site root (see discovery.pages_urls)."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from discovery import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("discover", views.discover, name="discover"),
+]

@@ -28,6 +28,7 @@ COMMON = {
     "nav-find-investors": "Find investors",
     "nav-vote": "Vote",
     "nav-matches": "Matches",
+    "nav-discover": "Discover",
     "nav-docs": "API docs",
 }
 STAFF_ONLY = {"nav-ops": "Ops", "nav-admin": "Admin"}
@@ -135,12 +136,23 @@ def test_every_page_shows_the_navigation_and_fits_a_phone_and_a_desktop_for_each
     member = Visitor(username="member", staff=False)
     sign_in_form(page, "member", PASSWORD, next_path="/vote")
     expect(page).to_have_url(f"{live_server.url}/vote")
-    member_pages = ("/", "/vote", "/matches", f"/conversations/{conversation_id}", "/signin", "/signout", "/api/docs/")
+    member_pages = (
+        "/",
+        "/vote",
+        "/matches",
+        "/discover",
+        f"/conversations/{conversation_id}",
+        "/signin",
+        "/signout",
+        "/api/docs/",
+    )
     for path in member_pages:
         check_page(page, path, member)
     expect(page.get_by_test_id("nav-docs")).to_have_attribute("aria-current", "page")
     page.goto("/matches")
     expect(page.get_by_test_id("nav-matches")).to_have_attribute("aria-current", "page")
+    page.goto("/discover")
+    expect(page.get_by_test_id("nav-discover")).to_have_attribute("aria-current", "page")
     # Not staff: the admin sends the member to its own sign-in.
     page.goto("/admin/")
     expect(page).to_have_url(f"{live_server.url}/admin/login/?next=/admin/")

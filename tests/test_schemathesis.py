@@ -47,6 +47,7 @@ CONFIG = """
 "path.switch_name" = "fuzz.switch"
 "path.config_name" = "runs.fetch"
 "path.rollout_name" = "{rollout_name}"
+"path.queue_name" = "discovery"
 
 [[operations]]
 include-name = "PUT /api/staff/config/{{config_name}}"
@@ -141,6 +142,9 @@ def test_every_operation_keeps_its_schema_for_anonymous_callers_members_and_staf
         # would answer most of them 429 and test nothing else.
         "RUNS_SUBMIT_RATE": "1000000/min",
         "AUTH_RATE": "1000000/min",
+        "DISCOVERY_RATE_SUGGEST": "1000000/min",
+        "DISCOVERY_RATE_SIGNAL": "1000000/min",
+        "DISCOVERY_RATE_INTERESTS": "1000000/min",
         "AUTH_FAILURE_LIMIT": "1000000",
     }
     revoke = ["--exclude-operation-id", TOKEN_REVOKE_OPERATION]
