@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from discovery.catalog import DAY0
 from discovery.configs import RANKER_POLICY, RankerPolicy
+from discovery.events import EVENTS_ALL, JOBS_ALL
 from discovery.models import (
     Candidate,
     Category,
@@ -30,16 +30,17 @@ from discovery.models import (
     UserInterest,
 )
 from discovery.names import LEARNING_ENABLED, MARKETPLACE_SUGGEST
+from discovery.policies import policy_for_user, policy_log_context, policy_scored
 from discovery.queue import discovery_queue
 from discovery.ranker import decision_seed_new, ranker_decide
-from discovery.selectors import candidates_scored_for_user, fallback_scored
+from discovery.selectors import fallback_scored
 from flags.config.selectors import config_get
 from flags.evaluation import flag_enabled, safe_mode_active
-from matchplatform.exceptions import InvalidInput, LeaseLost, NotFound
+from matchplatform.exceptions import Conflict, InvalidInput, NotFound
 from ops.models import QueueStatus
 from ops.queue import Lease
 from ops.services import queue_item_enqueue
-from ops.worker import worker_id
+from ops.topics import TopicWork, UnknownTopic, topic_get, topic_work
 
 logger = logging.getLogger(__name__)
 
@@ -162,22 +163,41 @@ def discovery_jobs_process_batch(
     *, limit: int | None = None, ttl: float | None = None, owner: str | None = None
 ) -> int:
     """Claim up to ``limit`` jobs and process each; a job that fails is retried with backoff
-    and, out of attempts, dead-lettered (the queue's rules). Returns how many were claimed."""
-    leases = discovery_queue.claim(
-        owner=owner or worker_id(),
+    and, out of attempts, dead-lettered (the queue's rules). Returns how many were claimed.
+    The ``discovery.run`` worker topic (discovery.events has the map of topics)."""
+    return topic_work(
+        topic=JOBS_ALL,
         limit=limit or settings.DISCOVERY_CLAIM_BATCH,
         ttl=ttl or settings.DISCOVERY_LEASE_TTL_SECONDS,
+        owner=owner,
+    ).claimed
+
+
+def events_process_batch(*, limit: int | None = None, ttl: float | None = None, owner: str | None = None) -> TopicWork:
+    """Claim up to ``limit`` events of any topic and handle each by its topic's handler
+    (the ``discovery.events`` worker topic, which beat and the on-commit wake run)."""
+    return topic_work(
+        topic=EVENTS_ALL,
+        limit=limit or settings.DISCOVERY_EVENTS_CLAIM_BATCH,
+        ttl=ttl or settings.DISCOVERY_EVENTS_LEASE_TTL_SECONDS,
+        owner=owner,
     )
-    for lease in leases:
-        try:
-            discovery_job_process(lease=lease)
-        except LeaseLost:
-            logger.warning("discovery job #%s: lease lost, result dropped", lease.id)
-        except Exception as exc:
-            logger.exception("discovery job #%s failed", lease.id)
-            with contextlib.suppress(LeaseLost):
-                discovery_queue.fail(lease=lease, error=f"{type(exc).__name__}: {exc}")
-    return len(leases)
+
+
+def queue_worker_run(*, topic: str, limit: int, ttl: float) -> TopicWork:
+    """One pass of the queue worker over one worker topic (POST /api/queue-worker): lease up
+    to ``limit`` of its rows for ``ttl`` seconds and handle them. ``InvalidInput`` naming
+    the field for a topic that is not registered (nothing is leased then)."""
+    try:
+        topic_get(topic)
+    except UnknownTopic as exc:
+        raise InvalidInput(str(exc), fields={"topic": [str(exc)]}) from None
+    from discovery.row_security import system_scope
+
+    # A platform action whoever asked: a service account is a member to the row-security
+    # middleware, and would otherwise see (and be refused writing) only its own rows.
+    with system_scope():
+        return topic_work(topic=topic, limit=limit, ttl=ttl)
 
 
 # --- suggestions, and the decision behind each -----------------------------------------------
@@ -202,10 +222,10 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
     slate is the fallback one, and the decision is logged as not randomized (p_exp 0)."""
     if not flag_enabled(MARKETPLACE_SUGGEST, user=user):
         return Suggestions(candidates=[], decision_id=None, personal=False, explored=False)
-    policy = config_get(RANKER_POLICY)
+    policy = policy_for_user(user=user)
     size = min(limit or policy.slate_size, policy.slate_size)
     safe = safe_mode_active()
-    scored = fallback_scored(size=size) if safe else candidates_scored_for_user(user=user, fallback_size=size)
+    scored = fallback_scored(size=size) if safe else policy_scored(user=user, policy=policy, fallback_size=size)
     if not scored.candidate_ids:
         return Suggestions(candidates=[], decision_id=None, personal=False, explored=False)
     decision = ranker_decide(
@@ -231,7 +251,12 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
             randomized=decision.randomized,
             seed=decision.seed,
             score=decision.chosen_score,
-            context={"personal": scored.personal, "safe_mode": safe, "epsilon": decision.epsilon},
+            context={
+                "personal": scored.personal,
+                "safe_mode": safe,
+                "epsilon": decision.epsilon,
+                **policy_log_context(policy),
+            },
         )
         decision_id = str(event.decision_id)
     by_id = Candidate.objects.in_bulk(list(decision.slate))
@@ -280,3 +305,54 @@ def signal_record(*, user: User, candidate_id: int, kind: str, decision_id: str 
                 reward=reward, rewarded_at=timezone.now()
             )
     return signal
+
+
+# --- service tokens, for schedulers that drive the queue worker ---------------------------------
+
+RUN_QUEUE_WORKER = "discovery.run_queue_worker"
+
+
+def service_token_create(*, username: str, rotate: bool = False) -> str:
+    """A service account for an external scheduler: a user without a usable password (it
+    cannot sign in, only present its token), granted ``discovery.run_queue_worker`` and
+    nothing else, and its API token (``Authorization: Token <key>``), which is returned.
+
+    Refused (Conflict): a name that belongs to a person (a usable password, or staff), and a
+    service account that already has a token unless ``rotate`` (which replaces it: the old
+    token stops working at once)."""
+    from django.contrib.auth.models import Permission
+    from rest_framework.authtoken.models import Token
+
+    app_label, codename = RUN_QUEUE_WORKER.split(".")
+    with transaction.atomic():
+        user, created = User.objects.select_for_update().get_or_create(username=username)
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        elif user.has_usable_password() or user.is_staff or user.is_superuser:
+            raise Conflict(f"{username!r} is a person's account, not a service account.")
+        existing = Token.objects.filter(user=user)
+        if existing.exists() and not rotate:
+            raise Conflict(f"{username!r} already has a token; rotate it to replace it.")
+        existing.delete()
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        return str(Token.objects.create(user=user).key)
+
+
+def queue_dead_letters_requeue(*, name: str, dead_letter_ids: list[int]) -> int:
+    """Requeue the rows behind these open dead letters of one of discovery's queues
+    (``discovery`` or ``events``); letters of other queues are left alone. Returns how many
+    rows went back to queued (ops.services.dead_letters_requeue does the work)."""
+    from discovery.queue import QUEUES_BY_NAME
+    from ops.models import DeadLetter
+    from ops.services import dead_letters_requeue
+
+    queue = QUEUES_BY_NAME.get(name)
+    if queue is None:
+        raise NotFound(f"No discovery queue is named {name!r}.")
+    ids = list(
+        DeadLetter.objects.filter(pk__in=dead_letter_ids, queue=queue.label, requeued_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+    return dead_letters_requeue(dead_letter_ids=ids) if ids else 0

@@ -454,14 +454,82 @@ DISCOVERY_MIN_CANDIDATES = env_int("DISCOVERY_MIN_CANDIDATES", 3)
 
 # --- discovery: each block below belongs to one part of the work (edit only your own) -------
 # [events-queue]
+# The events queue (discovery.events): what happened to members (sign-up, interests changed),
+# each handled by its topic's handler. Beat drives its worker every minute (events are also
+# woken on commit); the discovery queue keeps its 5-minute entry above.
+DISCOVERY_EVENTS_CLAIM_BATCH = env_int("DISCOVERY_EVENTS_CLAIM_BATCH", 50)
+DISCOVERY_EVENTS_LEASE_TTL_SECONDS = env_float("DISCOVERY_EVENTS_LEASE_TTL_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["discovery.events_process"] = {"task": "discovery.events_process", "schedule": 60.0}
 # [/events-queue]
 # [member-api]
+# Per member and action (a signed-in member's own bucket, on the shared cache); "N/sec|min|hour|day",
+# empty for no limit. A 429 answers with Retry-After.
+DISCOVERY_RATE_SUGGEST = env_str("DISCOVERY_RATE_SUGGEST", "120/min")
+DISCOVERY_RATE_SIGNAL = env_str("DISCOVERY_RATE_SIGNAL", "120/min")
+DISCOVERY_RATE_INTERESTS = env_str("DISCOVERY_RATE_INTERESTS", "20/min")
+# The schema's names for discovery's choice sets (discovery.models' values; settings cannot import models).
+_discovery_enums = SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]
+assert isinstance(_discovery_enums, dict)
+_discovery_enums["CandidateKindEnum"] = ["listing", "service", "event", "community"]
+_discovery_enums["SignalKindEnum"] = ["view", "click", "save", "dismiss"]
 # [/member-api]
 # [policy-health]
+# Policy health (GET /api/staff/discovery/policy-health; /ops/discovery opens on the last day):
+# the default window when none is asked for, and the least decisions before the exploration-rate
+# alert judges (it also needs the +-50 % band to be 3 standard errors wide, whatever this says).
+POLICY_HEALTH_WINDOW_HOURS = env_int("POLICY_HEALTH_WINDOW_HOURS", 7 * 24)
+POLICY_HEALTH_MIN_DECISIONS = env_int("POLICY_HEALTH_MIN_DECISIONS", 200)
+# The propensity figures (off values, importance weights) parse each candidate set: they read the
+# newest this many randomized decisions per version, not the whole window.
+POLICY_HEALTH_PROPENSITY_SAMPLE = env_int("POLICY_HEALTH_PROPENSITY_SAMPLE", 20_000)
+# The invariant discovery.exploration_rate_off_epsilon reads this recent a window (it runs often).
+POLICY_HEALTH_INVARIANT_MINUTES = env_int("POLICY_HEALTH_INVARIANT_MINUTES", 60)
+# Off-policy evaluation (manage.py ope_evaluate, POST /api/staff/discovery/ope, the gate
+# metric discovery.ope_lower_bound): the newest this many usable decisions are read, over
+# this many hours by default; the gate's reading is cached this long (the controller ticks
+# every 30 s, and an evaluation reads up to OPE_GATE_MAX_DECISIONS rows).
+OPE_MAX_DECISIONS = env_int("OPE_MAX_DECISIONS", 200_000)
+OPE_WINDOW_HOURS = env_int("OPE_WINDOW_HOURS", 7 * 24)
+OPE_GATE_MAX_DECISIONS = env_int("OPE_GATE_MAX_DECISIONS", 50_000)
+OPE_GATE_CACHE_SECONDS = env_int("OPE_GATE_CACHE_SECONDS", 300)
 # [/policy-health]
 # [operating]
+# The runbook's SLOs (discovery/slos.py). At this burn rate (over both 5 min and 1 h, on any
+# SLO with enough requests) the guard turns safe mode on and says so, once; only an operator
+# turns it off. After an operator turns it off the guard holds off this long (the long
+# window, which still holds the incident the operator judged).
+DISCOVERY_SLO_BURN_RATE_LIMIT = env_float("DISCOVERY_SLO_BURN_RATE_LIMIT", 2.0)
+DISCOVERY_SLO_GUARD_HOLDOFF_SECONDS = env_float("DISCOVERY_SLO_GUARD_HOLDOFF_SECONDS", 3600.0)
+CELERY_BEAT_SCHEDULE["discovery.slo_guard"] = {"task": "discovery.slo_guard", "schedule": 60.0}
+# The sign-in page's POSTs get a route of their own in the request metrics (auth.login's p95).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("ops.slo.middleware.RequestMetricsMiddleware") + 1, "discovery.slos.SignInPostRouteMiddleware"
+)
+# Retention GC of learning events and intent signals (config discovery.retention), daily at
+# this hour (UTC), stopping after this many seconds (the next day's run goes on).
+DISCOVERY_GC_HOUR = env_int("DISCOVERY_GC_HOUR", 2)
+DISCOVERY_GC_MAX_SECONDS = env_float("DISCOVERY_GC_MAX_SECONDS", 1500.0)
+from celery.schedules import crontab  # noqa: E402 - only this block schedules by the clock
+
+CELERY_BEAT_SCHEDULE["discovery.gc"] = {"task": "discovery.gc", "schedule": crontab(minute=0, hour=DISCOVERY_GC_HOUR)}
 # [/operating]
 # [row-security]
+# Owner-only rows enforced by PostgreSQL (discovery/row_security.py): a member request's
+# queries see and write only that member's interests, signals, decisions and discovery jobs.
+# Effective only when the app connects as a role that is neither a superuser nor the tables'
+# owner (manage.py db_role_create). "auto" sets the scope on every connection except a
+# superuser's (which bypasses the policies anyway); "on" always; "off" never (then the app's
+# role sees no member rows: only with a role that bypasses row security).
+ROW_SECURITY_SCOPE = env_str("ROW_SECURITY_SCOPE", "auto")
+if ROW_SECURITY_SCOPE not in ("auto", "on", "off"):
+    raise ImproperlyConfigured("ROW_SECURITY_SCOPE must be auto, on or off")
+# The role manage.py db_role_create makes for the app to connect as.
+DB_APP_ROLE = env_str("DB_APP_ROLE", "matchplatform_app")
+# Right after authentication: the request's scope follows its user.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "discovery.row_security.RowSecurityMiddleware",
+)
 # [/row-security]
 
 # --- runs ------------------------------------------------------------------------------
