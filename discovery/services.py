@@ -216,10 +216,14 @@ def _policy_hash(policy: RankerPolicy) -> str:
 
 
 def suggestions_for_user(*, user: User, limit: int | None = None, surface: str = "suggestions") -> Suggestions:
-    """The member's suggestions, ranked by the configured epsilon-greedy policy, and the
-    decision logged whole (candidate set, distribution, chosen item and its propensity, the
-    seed) unless ``learning.enabled`` is off. In safe mode the policy's epsilon is 0, the
-    slate is the fallback one, and the decision is logged as not randomized (p_exp 0)."""
+    """The member's suggestions, ranked by their epsilon-greedy policy, and the decision logged
+    whole (candidate set, distribution, chosen item and its propensity, the seed).
+
+    ``learning.enabled`` off for the member: no exploration (epsilon 0) and nothing logged:
+    exploring is only worth its cost when what it learns is kept, and the Day-0 canary rolls
+    learning out to a share of members with this flag, so the others must be served exactly as
+    before it. In safe mode the policy's epsilon is 0, the slate is the fallback one, and the
+    decision is logged as not randomized (p_exp 0)."""
     if not flag_enabled(MARKETPLACE_SUGGEST, user=user):
         return Suggestions(candidates=[], decision_id=None, personal=False, explored=False)
     policy = policy_for_user(user=user)
@@ -228,15 +232,16 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
     scored = fallback_scored(size=size) if safe else policy_scored(user=user, policy=policy, fallback_size=size)
     if not scored.candidate_ids:
         return Suggestions(candidates=[], decision_id=None, personal=False, explored=False)
+    learning = flag_enabled(LEARNING_ENABLED, user=user)
     decision = ranker_decide(
         candidate_ids=scored.candidate_ids,
         scores=scored.scores,
-        epsilon=0.0 if safe else policy.epsilon,
+        epsilon=policy.epsilon if learning and not safe else 0.0,
         seed=decision_seed_new(),
         slate_size=size,
     )
     decision_id = None
-    if flag_enabled(LEARNING_ENABLED, user=user):
+    if learning:
         event = LearningEvent.objects.create(
             user=user,
             surface=surface,

@@ -84,9 +84,15 @@ def test_safe_mode_serves_the_fallback_slate_without_exploring_and_logs_nothing_
 
 
 def test_the_flags_turn_logging_and_suggestions_off(member):
+    config_set("ranker.policy", {"epsilon": 0.0}, reason="the greedy slate")
+    greedy = suggestions_for_user(user=member, limit=3)
+    config_set("ranker.policy", {"epsilon": 1.0}, reason="explore always")
     with override_flag(LEARNING_ENABLED, active=False):
-        served = suggestions_for_user(user=member)
-    assert served.candidates and served.decision_id is None and not LearningEvent.objects.exists()
+        # Learning off: the member is served the greedy slate, never an exploration, and
+        # nothing is logged (at epsilon 1 a learning member would explore on most requests).
+        served = [suggestions_for_user(user=member, limit=3) for _ in range(20)]
+    assert all(s.candidates == greedy.candidates and s.decision_id is None and not s.explored for s in served)
+    assert LearningEvent.objects.count() == 1  # the first, greedy, request's
     with override_flag(MARKETPLACE_SUGGEST, active=False):
         assert suggestions_for_user(user=member).candidates == []
 
