@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
@@ -180,6 +181,7 @@ class OpeApi(APIView):
             candidate=candidate,
             since=since,
             until=until,
-            max_decisions=data.get("max_decisions"),
+            # Never more than the configured cap inside a web request (the command may read more).
+            max_decisions=min(data.get("max_decisions") or settings.OPE_MAX_DECISIONS, settings.OPE_MAX_DECISIONS),
         )
         return Response(OpeResultSerializer(ope_result_as_json(result)).data)

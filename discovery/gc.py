@@ -91,14 +91,18 @@ def retention_cutoffs(*, now: datetime) -> tuple[dict[str, datetime], int]:
     return cutoffs, int(window.total_seconds())
 
 
-def _batch_delete(model: type[Model], *, time_field: str, cutoff: datetime, batch_size: int) -> int:
-    """Delete one batch (at most ``batch_size`` rows older than ``cutoff``) in its own
-    transaction; returns how many rows went."""
+def _batch_delete(
+    model: type[Model], *, time_field: str, cutoff: datetime, batch_size: int, after: int = 0
+) -> tuple[int, int | None]:
+    """Delete one batch (at most ``batch_size`` rows older than ``cutoff`` with an id above
+    ``after``) in its own transaction; returns how many rows went and the batch's last id
+    (None: nothing left). The next batch starts after that id, so no batch walks again past
+    the index entries of the rows the earlier ones deleted."""
     with transaction.atomic():
-        older = model._default_manager.filter(**{f"{time_field}__lt": cutoff})
+        older = model._default_manager.filter(pk__gt=after, **{f"{time_field}__lt": cutoff})
         ids = list(older.order_by("pk").values_list("pk", flat=True)[:batch_size])
         if not ids:
-            return 0
+            return 0, None
         if model is LearningEvent:
             # The decision's later signals stay (they are younger); only their link goes.
             IntentSignal.objects.filter(decision_id__in=ids).update(decision=None)
@@ -107,7 +111,7 @@ def _batch_delete(model: type[Model], *, time_field: str, cutoff: datetime, batc
         # cleared above. A reference added to either later makes the database's foreign key
         # refuse this commit until it is handled here: loudly, never a dangling row.
         older_ids = model._default_manager.filter(pk__in=ids, **{f"{time_field}__lt": cutoff})
-        return older_ids._raw_delete(older_ids.db)
+        return older_ids._raw_delete(older_ids.db), ids[-1]
 
 
 def retention_gc_run(
@@ -132,19 +136,21 @@ def retention_gc_run(
         if dry_run:
             result.deleted[name] = model._default_manager.filter(**{f"{time_field}__lt": cutoffs[name]}).count()
             continue
+        last_id = 0
         while True:
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 result.complete = False
                 break
-            deleted = _batch_delete(model, time_field=time_field, cutoff=cutoffs[name], batch_size=batch_size)
-            if deleted == 0:
+            deleted, batch_last = _batch_delete(
+                model, time_field=time_field, cutoff=cutoffs[name], batch_size=batch_size, after=last_id
+            )
+            if batch_last is None:
                 break
+            last_id = batch_last
             result.batches += 1
             result.deleted[name] += deleted
             if progress is not None:
                 progress(name, deleted, result.deleted[name])
-            if deleted < batch_size:
-                break
         if not result.complete:
             break
     result.seconds = time.monotonic() - started

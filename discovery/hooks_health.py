@@ -44,8 +44,10 @@ def exploration_deviation(*, minutes: int | None = None) -> Reading:
 @figure_invariant(
     name="discovery.exploration_rate_off_epsilon",
     app="discovery",
-    description="Exploration rate of a ranker policy version off its epsilon by more than 50 % (review the config)",
-    warn_above=0.5,
+    description="Exploration rate of a ranker policy version off its epsilon: warn beyond 25 %, critical beyond"
+    " 50 % (the runbook's alert: review the bandit config)",
+    warn_above=0.25,
+    critical_above=0.5,
     unit="x epsilon",
 )
 def exploration_rate_off_epsilon() -> Reading:

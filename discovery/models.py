@@ -141,6 +141,9 @@ class LearningEvent(models.Model):
         indexes = [
             models.Index(fields=["policy_version", "decided_at"], name="discovery_event_policy"),
             models.Index(fields=["user", "-decided_at"], name="discovery_event_user"),
+            # Policy health over every version, the exploration invariant (every minute) and
+            # the retention GC read by time alone.
+            models.Index(fields=["decided_at"], name="discovery_event_decided"),
         ]
 
     def __str__(self) -> str:
@@ -251,6 +254,8 @@ class DiscoveryEvent(LeaseQueueModel):
             models.Index(
                 fields=["topic", "priority", "id"], name="discovery_eventq_claim", condition=Q(status="queued")
             ),
+            # discovery.events claims every topic: the queue's order without a topic.
+            models.Index(fields=["priority", "id"], name="discovery_eventq_claim_all", condition=Q(status="queued")),
             models.Index(fields=["lease_expires_at"], name="discovery_eventq_leases", condition=Q(status="processing")),
         ]
         permissions = [("run_queue_worker", "Can run the queue worker over HTTP (a service token)")]

@@ -120,6 +120,10 @@ class OpeResult:
     notes: list[str]
 
 
+# The fewest rewarded decisions a lift is estimated from (fewer: no estimate, so a gate holds).
+LIFT_MIN_REWARDED = 20
+
+
 def _no_progress(items: Iterable[Any], total: int) -> Iterable[Any]:
     return items
 
@@ -474,6 +478,16 @@ def ope_lift(
     usable = int(mask.sum())
     if usable < 2:
         return LiftResult(version=version, estimate=None, usable=usable, detail=f"{usable} usable decisions")
+    rewarded = int((log.rewards[mask] > 0).sum())
+    if rewarded < LIFT_MIN_REWARDED:
+        # With (almost) no reward every term is 0 and the interval collapses to [0, 0]: that is
+        # no evidence that the candidate is as good, only that nobody clicked yet.
+        return LiftResult(
+            version=version,
+            estimate=None,
+            usable=usable,
+            detail=f"{rewarded} rewarded of {usable} usable decisions (at least {LIFT_MIN_REWARDED} needed)",
+        )
     model = reward_model_fit(log=log)
     logged_model, cand_model = model_arrays(log=log, model=model, target=cand)
     _, base_model = model_arrays(log=log, model=model, target=base)

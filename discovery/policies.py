@@ -96,7 +96,9 @@ def policy_for_user(*, user: User) -> RankerPolicy:
     candidate = candidate_policy()
     if candidate is None or not flag_enabled(RANKER_CANDIDATE_FLAG, user=user):
         return current
-    return candidate
+    # The attribution window is the platform's, not a policy's: rewards are joined, decisions
+    # kept from the GC and windows judged closed by the one in ranker.policy.
+    return candidate.model_copy(update={"attribution_seconds": current.attribution_seconds})
 
 
 def policy_scored(*, user: User, policy: RankerPolicy, fallback_size: int) -> Scored:

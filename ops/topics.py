@@ -16,6 +16,7 @@ they are ready.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -114,9 +115,15 @@ def topic_work(*, topic: str, limit: int, ttl: float, owner: str | None = None) 
     spec = topic_get(topic)
     queue = spec.lease_queue
     leases = queue.claim(owner=owner or worker_id(), limit=limit, ttl=ttl, where=spec.where)
+    claimed_at = time.monotonic()
     processed = errors = dead = 0
     for lease in leases:
         try:
+            if time.monotonic() - claimed_at > ttl / 2:
+                # The rows are handled one by one under one lease time: renew a row's lease
+                # before its turn once half of it has gone, so a long batch does not let its
+                # last rows expire and be worked twice.
+                queue.extend(lease=lease, ttl=ttl)
             spec.handle(lease=lease)
         except LeaseLost:
             # Someone else holds the row now (our lease expired and it was rescued): the

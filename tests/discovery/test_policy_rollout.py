@@ -12,6 +12,7 @@ from waffle.testutils import override_switch
 
 from discovery.configs import RankerPolicy
 from discovery.gates import ope_lower_bound
+from discovery.models import LearningEvent
 from discovery.policies import (
     OPE_GATE_METRIC,
     RANKER_CANDIDATE_FLAG,
@@ -115,6 +116,17 @@ def test_the_gate_reads_the_lower_bound_of_the_lift(current_logs):
     _candidate(epsilon=0.9)
     worse = ope_lower_bound(_window())
     assert worse.value is not None and worse.value < -0.05
+
+
+def test_logs_without_rewards_are_no_evidence_and_the_gate_holds(member):
+    # Nobody clicked: every term of the lift is 0 and its interval [0, 0]; that must not pass
+    # a ">= 0" gate.
+    config_set("ranker.policy", {"epsilon": CURRENT_EPSILON}, reason="the current policy")
+    simulate_logs(user=member, candidates=make_catalog(), n=1500, epsilon=0.2, decided_at=T0 - timedelta(days=1))
+    LearningEvent.objects.update(reward=None, rewarded_at=None)
+    _candidate(epsilon=0.9)
+    reading = ope_lower_bound(_window())
+    assert reading.value is None and "0 rewarded of" in reading.detail
 
 
 def _promotion(**kwargs):
