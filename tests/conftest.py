@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,15 @@ def _quiet_broker(settings):
     cache.clear()
     yield
     cache.clear()
+    # A task run eagerly here (``.apply()``, ``.delay()`` in eager mode) starts this process's
+    # heartbeat thread, which then beats into the test database as a live worker for the rest
+    # of the session and fails the tests that count workers: run a task's body with ``.run()``.
+    beating = [t for t in threading.enumerate() if t.name == "ops-heartbeat" and t.is_alive()]
+    if beating:
+        from ops.signals import heartbeat_stop
+
+        heartbeat_stop()
+        pytest.fail("this test started the pytest process's worker heartbeat: run tasks with .run(), not .apply()")
 
 
 @pytest.fixture(autouse=True)

@@ -153,4 +153,4 @@ def test_the_command_and_the_beat_task_run_the_gc(world):
     assert "learning_events: deleted 2 (2 so far)" in text and "learning_events: deleted 3 older than" in text
     assert LearningEvent.objects.count() == 0
     event(world, ago=40 * DAY, now=now)
-    assert gc.apply().get()["deleted"] == {LEARNING_EVENTS: 1, INTENT_SIGNALS: 0}
+    assert gc.run()["deleted"] == {LEARNING_EVENTS: 1, INTENT_SIGNALS: 0}

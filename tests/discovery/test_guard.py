@@ -90,7 +90,7 @@ def test_at_2_the_guard_turns_safe_mode_on_names_itself_in_history_and_alerts_on
     # Every minute after, while it stays on: nothing more, neither a write nor an alert.
     burn(errors=500)
     assert slo_guard_run().action == GUARD_ALREADY_ON
-    assert slo_guard.apply().get()["action"] == GUARD_ALREADY_ON  # the beat task, run here
+    assert slo_guard.run()["action"] == GUARD_ALREADY_ON  # the beat task, run here
     assert len(alerts) == 1 and len(history()) == 1 and safe_mode_row()
 
 

@@ -31,7 +31,7 @@ def member(django_user_model):
 
 
 @pytest.fixture
-def staff_client(django_user_model):
+def ops_client(django_user_model):
     staff = django_user_model.objects.create_user(username="ops", is_staff=True)
     client = APIClient()
     client.force_authenticate(staff)
@@ -52,7 +52,7 @@ def jobs_for(member, *slugs: str) -> list[DiscoveryJob]:
     ]
 
 
-def test_anonymous_callers_get_401_members_403_staff_and_service_tokens_200(member, staff_client, service_token):
+def test_anonymous_callers_get_401_members_403_staff_and_service_tokens_200(member, ops_client, service_token):
     body = {"topic": USER_SIGNUP, "limit": 5, "ttl": 60}
     anonymous = APIClient().post(URL, body, format="json")
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "not_authenticated"
@@ -65,9 +65,9 @@ def test_anonymous_callers_get_401_members_403_staff_and_service_tokens_200(memb
     by_token = APIClient(HTTP_AUTHORIZATION=f"Token {service_token}").post(URL, {**body, "limit": 2}, format="json")
     assert by_token.status_code == 200, by_token.json()
     assert by_token.json() == {"processed": 2, "errors": 0, "dead": 0}
-    by_staff = staff_client.post(URL, body, format="json")
+    by_staff = ops_client.post(URL, body, format="json")
     assert (by_staff.status_code, by_staff.json()) == (200, {"processed": 1, "errors": 0, "dead": 0})
-    assert staff_client.post(URL, body, format="json").json() == {"processed": 0, "errors": 0, "dead": 0}
+    assert ops_client.post(URL, body, format="json").json() == {"processed": 0, "errors": 0, "dead": 0}
 
 
 @pytest.mark.parametrize(
@@ -84,8 +84,8 @@ def test_anonymous_callers_get_401_members_403_staff_and_service_tokens_200(memb
         ({"limit": 5}, "topic", "required"),
     ],
 )
-def test_bounds_and_unknown_topics_are_400s_naming_the_field_and_lease_nothing(member, staff_client, body, field, code):
-    answer = staff_client.post(URL, body, format="json")
+def test_bounds_and_unknown_topics_are_400s_naming_the_field_and_lease_nothing(member, ops_client, body, field, code):
+    answer = ops_client.post(URL, body, format="json")
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert (error["code"], list(error["fields"])) == (code, [field])
@@ -101,7 +101,7 @@ def test_the_unknown_topic_error_of_the_service_names_the_field():
 
 
 def test_the_counts_say_what_happened_to_each_leased_row_and_the_ttl_is_the_lease(
-    member, staff_client, monkeypatch, settings
+    member, ops_client, monkeypatch, settings
 ):
     settings.OPS_BACKOFF_BASE_SECONDS = 0.0
     ok, retried, last_try = jobs_for(member, "ai", "fintech", "health")
@@ -117,7 +117,7 @@ def test_the_counts_say_what_happened_to_each_leased_row_and_the_ttl_is_the_leas
         raise RuntimeError("catalog unreachable")
 
     monkeypatch.setattr(services, "discovery_job_process", flaky)
-    answer = staff_client.post(URL, {"topic": JOBS_ALL, "limit": 10, "ttl": 300}, format="json")
+    answer = ops_client.post(URL, {"topic": JOBS_ALL, "limit": 10, "ttl": 300}, format="json")
     assert (answer.status_code, answer.json()) == (200, {"processed": 1, "errors": 2, "dead": 1})
     assert all(295 < left <= 301 for left in leases_left.values()), leases_left
     assert dict(DiscoveryJob.objects.values_list("pk", "status")) == {
@@ -130,27 +130,27 @@ def test_the_counts_say_what_happened_to_each_leased_row_and_the_ttl_is_the_leas
     DiscoveryJob.objects.filter(pk=retried.pk).update(available_at=Now())
     monkeypatch.setattr(services, "discovery_job_process", real)
     jobs_for(member, "climate")
-    assert staff_client.post(URL, {"topic": JOBS_ALL, "limit": 1}, format="json").json()["processed"] == 1
+    assert ops_client.post(URL, {"topic": JOBS_ALL, "limit": 1}, format="json").json()["processed"] == 1
     assert DiscoveryJob.objects.filter(status="queued").count() == 1
 
 
-def test_a_topic_leases_only_its_own_rows(member, staff_client):
+def test_a_topic_leases_only_its_own_rows(member, ops_client):
     (refresh,) = jobs_for(member, "ai")
     other = DiscoveryJob.objects.create(
         topic="discovery.interests-changed", user=member, interest=Interest.objects.get(slug="fintech")
     )
-    answer = staff_client.post(URL, {"topic": "discovery.refresh"}, format="json")
+    answer = ops_client.post(URL, {"topic": "discovery.refresh"}, format="json")
     assert answer.json() == {"processed": 1, "errors": 0, "dead": 0}
     assert DiscoveryJob.objects.get(pk=refresh.pk).status == "done"
     assert DiscoveryJob.objects.get(pk=other.pk).status == "queued"
     assert DiscoveryEvent.objects.filter(status="queued").count() == 2  # events untouched
 
 
-def test_the_sign_up_journey_over_http(member, staff_client):
+def test_the_sign_up_journey_over_http(member, ops_client):
     UserInterest.objects.create(user=member, interest=Interest.objects.get(slug="ai"), affinity=0.9)
-    staff_client.post(URL, {"topic": USER_SIGNUP, "limit": 20, "ttl": 120}, format="json")
+    ops_client.post(URL, {"topic": USER_SIGNUP, "limit": 20, "ttl": 120}, format="json")
     assert list(DiscoveryJob.objects.values_list("topic", "status")) == [(USER_SIGNUP, "queued")]
-    assert staff_client.post(URL, {"topic": JOBS_ALL}, format="json").json()["processed"] == 1
+    assert ops_client.post(URL, {"topic": JOBS_ALL}, format="json").json()["processed"] == 1
     assert DiscoveryJob.objects.get().candidates_found == 1
 
 
