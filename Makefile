@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchplatform
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run dev test install chromium services testdb lint typecheck pytest bench-runs bench-queue bench-proposals bench-feed bench-seed bench-flags clean
+.PHONY: run dev test install chromium services testdb lint typecheck pytest bench-runs bench-queue bench-proposals bench-feed bench-seed bench-flags bench-discovery clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -100,6 +100,10 @@ bench-seed: install services
 
 bench-flags: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench.flags $(if $(BENCH_REDIS_URL),--cache-url $(BENCH_REDIS_URL))
+
+# Keeps its seeded database (10M decisions) for the next run: --drop removes it, --reseed rebuilds it.
+bench-discovery: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench.discovery $(if $(BENCH_REDIS_URL),--cache-url $(BENCH_REDIS_URL))
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,7 @@ EXPECTED = {
     "feed": ["| keyset p50 | keyset p95 | offset p50 | offset p95 | offset÷keyset p95", "PASS  correctness"],
     "seed": ["| investors/s | 1M at this rate", "ours ÷ plain, investors/s:", "PASS  correctness"],
     "flags": [" evals/s |", " p99 us |", " ours ÷ theirs", "| median s |  max s", "PASS  correctness"],
+    "discovery": [" p95 ms |", " p95 ÷ ours", " jobs/s |", " p95 age done |", "PASS  correctness"],
 }
 
 
@@ -61,7 +62,7 @@ def bench_argv(name: str) -> list[str]:
     argv = [sys.executable, "-m", f"bench.{name}", "--quick"]
     if name in ("queue", "runs"):
         argv += ["--redis-url", redis_url()]
-    if name in ("feed", "flags"):
+    if name in ("feed", "flags", "discovery"):
         argv += ["--cache-url", redis_url()]
     return argv
 
