@@ -28,8 +28,16 @@ from rest_framework.views import APIView
 
 from discovery import throttles
 from discovery.configs import RankerPolicy
-from discovery.models import Candidate, Category, IntentSignal, Interest, LearningEvent
-from discovery.selectors import user_interests_of
+from discovery.models import Candidate, IntentSignal, LearningEvent
+from discovery.selectors import (
+    decision_for_user,
+    decisions_page_for_user,
+    interest_slugs_known,
+    interests_catalog,
+    interests_of_user_by_slug,
+    signal_created_at,
+    signals_page_for_user,
+)
 from discovery.services import signal_record, suggestions_for_user, user_interests_set
 from matchplatform.exceptions import ErrorCode, InvalidInput, NotFound
 from matchplatform.fields import StrictChoiceField, StrictIntegerField
@@ -260,12 +268,7 @@ class InterestCatalogApi(APIView):
     )
     def get(self, request: Request) -> Response:
         query_ints(request.query_params, allowed={})
-        rows = Interest.objects.order_by("slug").values("slug", "name")
-        return Response(CatalogOutputSerializer({"results": list(rows)}).data)
-
-
-def _affinities(user: User) -> dict[str, float]:
-    return {ui.interest.slug: ui.affinity for ui in user_interests_of(user=user)}
+        return Response(CatalogOutputSerializer({"results": list(interests_catalog())}).data)
 
 
 class MyInterestsApi(WriteThrottledApi):
@@ -279,7 +282,7 @@ class MyInterestsApi(WriteThrottledApi):
     )
     def get(self, request: Request) -> Response:
         query_ints(request.query_params, allowed={})
-        return Response(MyInterestsOutputSerializer({"interests": _affinities(_user(request))}).data)
+        return Response(MyInterestsOutputSerializer({"interests": interests_of_user_by_slug(user=_user(request))}).data)
 
     @extend_schema(
         operation_id="discovery_my_interests_set",
@@ -311,8 +314,7 @@ class MyInterestsApi(WriteThrottledApi):
         body = MyInterestsInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         affinities: dict[str, float] = body.validated_data["interests"]
-        slugs = [s for s in affinities if _SLUG.fullmatch(s)]
-        known = set(Interest.objects.filter(slug__in=slugs).values_list("slug", flat=True)) if slugs else set()
+        known = interest_slugs_known(slugs=[s for s in affinities if _SLUG.fullmatch(s)])
         unknown = [s for s in affinities if s not in known]
         if unknown:
             # Named when it is a slug's shape (the caller's own text otherwise: never repeated).
@@ -346,25 +348,9 @@ class SuggestionsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         limit = query_ints(request.query_params, allowed={"limit": (1, SUGGEST_LIMIT_MAX)}).get("limit")
-        served = suggestions_for_user(user=_user(request), limit=limit)
-        # One query for the slate's categories (the catalog's few rows), not one per item.
-        ids = {c.category_id for c in served.candidates}
-        categories = (
-            {
-                pk: (slug, name)
-                for pk, slug, name in Category.objects.filter(pk__in=ids).values_list("pk", "slug", "name")
-            }
-            if ids
-            else {}
-        )
+        served = suggestions_for_user(user=_user(request), limit=limit)  # the slate comes with its categories
         items = [
-            {
-                "id": c.pk,
-                "name": c.name,
-                "kind": c.kind,
-                "category": categories[c.category_id][0],
-                "category_name": categories[c.category_id][1],
-            }
+            {"id": c.pk, "name": c.name, "kind": c.kind, "category": c.category.slug, "category_name": c.category.name}
             for c in served.candidates
         ]
         data = {"decision_id": served.decision_id, "personal": served.personal, "items": items}
@@ -424,7 +410,7 @@ class SignalsApi(APIView):
             "decision_id": signal.decision.decision_id if signal.decision is not None else None,
             "created_at": signal.created_at
             if isinstance(signal.created_at, datetime)
-            else IntentSignal.objects.values_list("created_at", flat=True).get(pk=signal.pk),
+            else signal_created_at(user=_user(request), signal_id=signal.pk),
         }
         return Response(SignalOutputSerializer(data).data, status=201)
 
@@ -445,26 +431,8 @@ class MySignalsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         limit, before = _page(request.query_params)
-        rows = IntentSignal.objects.filter(user=_user(request))
-        if before is not None:
-            rows = rows.filter(pk__lt=before)
-        page = list(
-            rows.order_by("-pk").values("id", "candidate_id", "kind", "decision__decision_id", "created_at")[
-                : limit + 1
-            ]
-        )
-        results = [
-            {
-                "id": r["id"],
-                "candidate": r["candidate_id"],
-                "kind": r["kind"],
-                "decision_id": r["decision__decision_id"],
-                "created_at": r["created_at"],
-            }
-            for r in page[:limit]
-        ]
-        next_before = results[-1]["id"] if len(page) > limit else None
-        return Response(SignalPageSerializer({"results": results, "next_before": next_before}).data)
+        page = signals_page_for_user(user=_user(request), limit=limit, before=before)
+        return Response(SignalPageSerializer({"results": page.results, "next_before": page.next_before}).data)
 
 
 def _decision_data(event: LearningEvent) -> dict[str, Any]:
@@ -483,22 +451,6 @@ def _decision_data(event: LearningEvent) -> dict[str, Any]:
     }
 
 
-_DECISION_FIELDS = (
-    "id",
-    "decision_id",
-    "surface",
-    "policy_version",
-    "decided_at",
-    "slate",
-    "chosen_id",
-    "explored",
-    "reward",
-    "rewarded_at",
-    "p_exp",
-    "randomized",
-)
-
-
 class MyDecisionsApi(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -510,13 +462,9 @@ class MyDecisionsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         limit, before = _page(request.query_params)
-        rows = LearningEvent.objects.filter(user=_user(request))
-        if before is not None:
-            rows = rows.filter(pk__lt=before)
-        page = list(rows.order_by("-pk").only(*_DECISION_FIELDS)[: limit + 1])
-        results = [_decision_data(e) for e in page[:limit]]
-        next_before = page[limit - 1].pk if len(page) > limit else None
-        return Response(DecisionPageSerializer({"results": results, "next_before": next_before}).data)
+        page = decisions_page_for_user(user=_user(request), limit=limit, before=before)
+        results = [_decision_data(e) for e in page.results]
+        return Response(DecisionPageSerializer({"results": results, "next_before": page.next_before}).data)
 
 
 class MyDecisionDetailApi(APIView):
@@ -532,9 +480,6 @@ class MyDecisionDetailApi(APIView):
     )
     def get(self, request: Request, decision_id: str) -> Response:
         query_ints(request.query_params, allowed={})
-        wanted = public_id_parse(decision_id)
-        event = LearningEvent.objects.filter(user=_user(request), decision_id=wanted).only(*_DECISION_FIELDS).first()
-        if event is None:
-            # Another member's decision and a missing one answer alike.
-            raise NotFound("No such decision.")
+        # Another member's decision and a missing one answer alike (a 404).
+        event = decision_for_user(user=_user(request), decision_id=public_id_parse(decision_id))
         return Response(DecisionDetailSerializer(_decision_data(event)).data)

@@ -205,7 +205,7 @@ def queue_worker_run(*, topic: str, limit: int, ttl: float) -> TopicWork:
 
 @dataclass(frozen=True)
 class Suggestions:
-    candidates: list[Candidate]
+    candidates: list[Candidate]  # with their categories; only name, kind and the category's slug and name loaded
     decision_id: str | None  # the logged decision (None when logging is off or nothing was served)
     personal: bool
     explored: bool
@@ -264,7 +264,12 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
             },
         )
         decision_id = str(event.decision_id)
-    by_id = Candidate.objects.in_bulk(list(decision.slate))
+    # The slate with its categories in one query, and only the columns a suggestion shows.
+    by_id = (
+        Candidate.objects.select_related("category")
+        .only("name", "kind", "category__slug", "category__name")
+        .in_bulk(list(decision.slate))
+    )
     return Suggestions(
         candidates=[by_id[i] for i in decision.slate if i in by_id],
         decision_id=decision_id,

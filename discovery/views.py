@@ -3,7 +3,8 @@ them recorded as signals.
 
 A plain Django template; the page talks to the member discovery API (discovery.api) from a
 small script (discovery/static/discovery/discover.js). The view only decides who may see the
-page and draws the catalog with the member's current interests ticked (two small queries)."""
+page and draws the catalog with the member's current interests ticked (two small queries, both
+in discovery.selectors)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from discovery.models import Interest, UserInterest
+from discovery.selectors import interests_catalog, interests_of_user_by_slug
 
 SIGNIN_URL = reverse_lazy("members:signin")
 
@@ -32,15 +33,15 @@ def _level(affinity: float) -> float:
 def discover(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
-    mine = dict(UserInterest.objects.filter(user=user).values_list("interest_id", "affinity"))
+    mine = interests_of_user_by_slug(user=user)
     interests = [
         {
             "slug": interest.slug,
             "name": interest.name,
-            "checked": interest.pk in mine,
-            "level": _level(mine[interest.pk]) if interest.pk in mine else 0.6,
+            "checked": interest.slug in mine,
+            "level": _level(mine[interest.slug]) if interest.slug in mine else 0.6,
         }
-        for interest in Interest.objects.order_by("name", "slug").only("pk", "slug", "name")
+        for interest in interests_catalog(by_name=True)
     ]
     return render(
         request,
