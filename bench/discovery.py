@@ -53,7 +53,6 @@ import argparse
 import math
 import os
 import platform
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,11 +60,13 @@ from typing import Any
 
 import psycopg
 
-from bench.common.db import bench_database, database_migrate, database_recreate
+from bench.common.db import bench_database, database_migrate, database_recreate, migrations_pending
 from bench.common.env import DEFAULT_DATABASE_URL, ROOT, BenchError, bench_env, django_setup, quick_parse, redis_check
 from bench.common.frame import bench_frame
-from bench.common.procs import Child, free_port, http_wait
-from bench.common.report import fmt_ms, fmt_x, load_average, log, pct, verdict
+from bench.common.options import cache_url_option
+from bench.common.procs import Child
+from bench.common.procs import gunicorn_start as procs_gunicorn_start
+from bench.common.report import checks_log, fmt_ms, fmt_x, load_average, log, pct, verdict
 
 SUFFIX = "_bench_discovery"
 QUICK_SUFFIX = "_bench_discovery_quick"
@@ -77,15 +78,6 @@ TARGET_AGE_P95_S = 2.0
 
 
 # -- data -------------------------------------------------------------------------------------
-def migrations_pending() -> list[str]:
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    targets = executor.loader.graph.leaf_nodes()
-    return [f"{m.app_label}.{m.name}" for m, _ in executor.migration_plan(targets)]
-
-
 def data_ready(*, args: argparse.Namespace, db: Any, plan: Any) -> tuple[str, dict[str, Any]]:
     """Reuse the seeded bench database, or (re)create, migrate and seed it; the line saying
     which, and the marker's values."""
@@ -226,28 +218,14 @@ def endpoint_ours() -> tuple[str, str]:
 
 
 def gunicorn_start(*, args: argparse.Namespace, env: dict[str, str], logdir: Path) -> tuple[Child, int]:
-    port = free_port()
-    server = Child(
-        "gunicorn",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "matchplatform.wsgi:application",
-            f"--bind=127.0.0.1:{port}",
-            f"--workers={args.web_workers}",
-            "--worker-class=gthread",
-            f"--threads={args.threads}",
-            "--keep-alive=75",
-            "--timeout=120",
-            "--graceful-timeout=5",
-            "--log-level=warning",
-        ],
-        logdir / "gunicorn.log",
+    return procs_gunicorn_start(
+        workers=args.web_workers,
+        worker_args=["--worker-class=gthread", f"--threads={args.threads}", "--keep-alive=75"],
+        env=env,
+        cwd=ROOT,
+        logdir=logdir,
+        ready_path=STAND_IN_PATH,
     )
-    server.start(env=env, cwd=ROOT)
-    http_wait(port=port, path=STAND_IN_PATH, timeout=60, child=server)
-    return server, port
 
 
 def http_checks(*, port: int, token: str, paths: Sequence[str]) -> tuple[str, bool, str]:
@@ -418,11 +396,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reseed", action="store_true", help="seed again even when the kept database matches")
     p.add_argument("--drop", action="store_true", help="drop the bench database at the end (default: keep it)")
     p.add_argument("--seed-only", action="store_true", help="seed (or reuse) and check the data, then stop")
-    p.add_argument(
-        "--cache-url",
-        default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
-        help="the Redis cache of the served project (default $BENCH_CACHE_URL or redis db 12)",
-    )
+    cache_url_option(p, redis_db=12, what="the Redis cache of the served project")
     quick = {
         "members": 2_000,
         "candidates": 600,
@@ -490,10 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from django.conf import settings
         from django.db import connections
 
+        from bench.common.cpu import CpuMeter, CpuUse, cpu_between
         from bench.discovery_support.client import Req, empty_result, run_cell
         from bench.discovery_support.queue import offered_load, queue_checks, queue_reset, throughput_measure
         from bench.discovery_support.seed import SeedPlan, load_checks
-        from bench.feed_support.cpu import CpuMeter, CpuUse, cpu_between
 
         plan = SeedPlan(
             members=args.members,
@@ -509,8 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_line, meta = data_ready(args=args, db=db, plan=plan)
         marker.update(meta)
         checks = load_checks(db.dsn, plan, first_member=int(meta["first_member"]))
-        for label, ok, detail in checks:
-            log(f"check {'ok' if ok else 'FAIL'}: {label}: {detail}")
+        checks_log(checks)
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT current_setting('server_version'), current_setting('synchronous_commit')")
             pg_version, sync_commit = cursor.fetchone()
@@ -531,8 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sample = [uid for uid, _ in tokens[:: max(len(tokens) // args.check_members, 1)]][: args.check_members]
         scoring = scoring_checks(sample)
         checks += scoring
-        for label, ok, detail in scoring:
-            log(f"check {'ok' if ok else 'FAIL'}: {label}: {detail}")
+        checks_log(scoring)
 
         ours_path, ours_what = endpoint_ours()
         paths = {"ours": ours_path, "plain": PLAIN_PATH}
@@ -645,8 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checks.append(
             ("every request logged exactly one decision", logged == sent, f"{sent:,} requests, {logged:,} events")
         )
-        for label, ok, detail in checks[-2:]:
-            log(f"check {'ok' if ok else 'FAIL'}: {label}: {detail}")
+        checks_log(checks[-2:])
 
         # -- the queue --
         batch = args.queue_batch or int(settings.DISCOVERY_CLAIM_BATCH)

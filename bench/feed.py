@@ -39,7 +39,6 @@ import contextlib
 import math
 import os
 import platform
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -51,11 +50,13 @@ from urllib.parse import quote
 import numpy as np
 import psycopg
 
-from bench.common.db import bench_database, database_migrate, database_recreate
+from bench.common.db import bench_database, database_migrate, database_recreate, migrations_pending
 from bench.common.env import DEFAULT_DATABASE_URL, ROOT, BenchError, bench_env, django_setup, quick_parse, redis_check
 from bench.common.frame import bench_frame
-from bench.common.procs import Child, free_port, http_wait
-from bench.common.report import fmt_ms, fmt_x, log, pct, verdict
+from bench.common.options import cache_url_option
+from bench.common.procs import Child
+from bench.common.procs import gunicorn_start as procs_gunicorn_start
+from bench.common.report import checks_log, fmt_ms, fmt_x, log, pct, verdict
 
 SUFFIX = "_bench_feed"
 SORTS = ("newest", "compatibility", "expiring_soon")
@@ -81,15 +82,6 @@ def reusable(*, dsn: str, plan_wanted: dict[str, Any]) -> tuple[bool, str, dict[
     if age_h > REUSE_MAX_AGE_H:
         return False, f"it was loaded {age_h:.1f} h ago (open pending matches start expiring at 24 h)", meta
     return True, f"loaded {age_h:.1f} h ago", meta
-
-
-def migrations_pending() -> list[str]:
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    targets = executor.loader.graph.leaf_nodes()
-    return [f"{m.app_label}.{m.name}" for m, _ in executor.migration_plan(targets)]
 
 
 def sessions_create(member_ids: Sequence[int]) -> dict[int, str]:
@@ -425,11 +417,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the bench database at the end")
     p.add_argument("--reuse", action="store_true", help="reuse a complete load of the same parameters (implies --keep)")
     p.add_argument("--no-explain", action="store_true", help="skip the EXPLAIN ANALYZE section")
-    p.add_argument(
-        "--cache-url",
-        default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
-        help="the Redis cache (and sessions) of the served project (default $BENCH_CACHE_URL or redis db 12)",
-    )
+    cache_url_option(p, redis_db=12, what="the Redis cache (and sessions) of the served project")
     quick = {
         "matches": 20_000,
         "members": 2_000,
@@ -511,27 +499,15 @@ def server_config(args: argparse.Namespace) -> str:
 
 
 def gunicorn_start(*, args: argparse.Namespace, env: dict[str, str], logdir: Path) -> tuple[Child, int]:
-    port = free_port()
-    server = Child(
-        "gunicorn",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "matchplatform.wsgi:application",
-            f"--bind=127.0.0.1:{port}",
-            f"--workers={args.workers}",
-            f"--worker-class={args.worker_class}",
-            *([f"--threads={args.threads}", "--keep-alive=75"] if args.worker_class == "gthread" else []),
-            "--timeout=120",
-            "--graceful-timeout=5",
-            "--log-level=warning",
-        ],
-        logdir / "gunicorn.log",
+    gthread = [f"--threads={args.threads}", "--keep-alive=75"] if args.worker_class == "gthread" else []
+    return procs_gunicorn_start(
+        workers=args.workers,
+        worker_args=[f"--worker-class={args.worker_class}", *gthread],
+        env=env,
+        cwd=ROOT,
+        logdir=logdir,
+        ready_path="/api/matches/",
     )
-    server.start(env=env, cwd=ROOT)
-    http_wait(port=port, path="/api/matches/", timeout=60, child=server)
-    return server, port
 
 
 def cells_measure(
@@ -550,8 +526,8 @@ def cells_measure(
     dsn: str,
     datname: str,
 ) -> Results:
+    from bench.common.cpu import CpuMeter, cpu_between
     from bench.feed_support.client import Req, empty_result, run_cell
-    from bench.feed_support.cpu import CpuMeter, cpu_between
 
     cells = [(mode, sort, d) for sort in SORTS for d in (1, args.depth) for mode in modes]
     results: Results = {cell: empty_result() for cell in cells}
@@ -656,8 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"bench database {db.name}; logs in {logdir}")
         load_line = data_ready(args=args, db=db, dsn=dsn, plan=plan)
         checks = load_checks(dsn, plan, min_items=args.depth * PAGE_SIZE_DEFAULT)
-        for label, ok, detail in checks:
-            log(f"check {'ok' if ok else 'FAIL'}: {label}: {detail}")
+        checks_log(checks)
         log(f"status mix now: {status_mix(dsn)}")
         facts = server_facts()
         facts_line = (
@@ -678,8 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             member_ids=members, depth=args.depth, offset_pages=offset_pages, procs=args.walk_procs, log=log
         )
         checks += walk_checks
-        for label, ok, detail in walk_checks:
-            log(f"check {'ok' if ok else 'FAIL'}: {label}: {detail}")
+        checks_log(walk_checks)
         if not all(len(w.cursors) >= args.depth for w in walks.values()):
             raise BenchError("the walks did not reach the deep page; see the problems above")
         heavy = [walks[(m, "expiring_soon")] for m in members if plan.client_is_pending_heavy(m)]

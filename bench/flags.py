@@ -65,6 +65,7 @@ from bench.common.env import (
     redis_flush,
 )
 from bench.common.frame import bench_frame
+from bench.common.options import cache_url_option
 from bench.common.procs import Child
 from bench.common.report import fmt_x, load_average, log, pct, verdict
 
@@ -432,11 +433,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--flip-timeout", type=float, default=15.0, help="give up on a flip after this")
     parser.add_argument("--child-sleep-ms", type=float, default=1.0, help="a worker's pause between checks")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument(
-        "--cache-url",
-        default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/13"),
-        help="waffle's Redis cache, flushed at start and end (default $BENCH_CACHE_URL or redis db 13)",
-    )
+    cache_url_option(parser, redis_db=13, what="waffle's Redis cache, flushed at start and end")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="hard bound on the whole run")
     quick = {

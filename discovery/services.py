@@ -32,8 +32,8 @@ from discovery.models import (
 from discovery.names import LEARNING_ENABLED, MARKETPLACE_SUGGEST
 from discovery.policies import policy_for_user, policy_log_context, policy_scored
 from discovery.queue import discovery_queue
-from discovery.ranker import decision_seed_new, ranker_decide
-from discovery.selectors import fallback_scored
+from discovery.ranker import Decision, decision_seed_new, ranker_decide
+from discovery.selectors import Scored, fallback_scored
 from flags.config.selectors import config_get
 from flags.evaluation import flag_enabled, safe_mode_active
 from matchplatform.exceptions import Conflict, InvalidInput, NotFound
@@ -215,6 +215,36 @@ def _policy_hash(policy: RankerPolicy) -> str:
     return hashlib.sha256(json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def decision_log(
+    *, user: User, surface: str, policy: RankerPolicy, scored: Scored, decision: Decision, safe: bool
+) -> str:
+    """Log one served decision whole (the candidate set, the distribution, the chosen item and
+    its propensity, the seed, the policy that made it) as a learning event; its decision id.
+    A decision that was not randomized is logged with p_exp 0 (it cannot be reweighted)."""
+    event = LearningEvent.objects.create(
+        user=user,
+        surface=surface,
+        policy_version=policy.version,
+        policy_hash=_policy_hash(policy),
+        candidate_ids=list(scored.candidate_ids),
+        distribution={str(k): v for k, v in decision.distribution.items()},
+        slate=list(decision.slate),
+        chosen_id=decision.chosen,
+        p_exp=decision.p_exp if decision.randomized else 0.0,
+        explored=decision.explored,
+        randomized=decision.randomized,
+        seed=decision.seed,
+        score=decision.chosen_score,
+        context={
+            "personal": scored.personal,
+            "safe_mode": safe,
+            "epsilon": decision.epsilon,
+            **policy_log_context(policy),
+        },
+    )
+    return str(event.decision_id)
+
+
 def suggestions_for_user(*, user: User, limit: int | None = None, surface: str = "suggestions") -> Suggestions:
     """The member's suggestions, ranked by their epsilon-greedy policy, and the decision logged
     whole (candidate set, distribution, chosen item and its propensity, the seed).
@@ -240,30 +270,11 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
         seed=decision_seed_new(),
         slate_size=size,
     )
-    decision_id = None
-    if learning:
-        event = LearningEvent.objects.create(
-            user=user,
-            surface=surface,
-            policy_version=policy.version,
-            policy_hash=_policy_hash(policy),
-            candidate_ids=list(scored.candidate_ids),
-            distribution={str(k): v for k, v in decision.distribution.items()},
-            slate=list(decision.slate),
-            chosen_id=decision.chosen,
-            p_exp=decision.p_exp if decision.randomized else 0.0,
-            explored=decision.explored,
-            randomized=decision.randomized,
-            seed=decision.seed,
-            score=decision.chosen_score,
-            context={
-                "personal": scored.personal,
-                "safe_mode": safe,
-                "epsilon": decision.epsilon,
-                **policy_log_context(policy),
-            },
-        )
-        decision_id = str(event.decision_id)
+    decision_id = (
+        decision_log(user=user, surface=surface, policy=policy, scored=scored, decision=decision, safe=safe)
+        if learning
+        else None
+    )
     # The slate with its categories in one query, and only the columns a suggestion shows.
     by_id = (
         Candidate.objects.select_related("category")

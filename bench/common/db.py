@@ -3,6 +3,7 @@ loopback only): naming, create, drop, reset, and small SQL helpers on Django's c
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +59,40 @@ def database_migrate() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+
+
+def migrations_pending() -> list[str]:
+    """The migrations not applied yet to Django's default database (``app.name``)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    targets = executor.loader.graph.leaf_nodes()
+    return [f"{m.app_label}.{m.name}" for m, _ in executor.migration_plan(targets)]
+
+
+def meta_read(dsn: str, *, table: str) -> dict[str, Any] | None:
+    """A bench's marker (key -> JSON value, in ``table`` of its database: what was loaded, with
+    which plan, whether it completed); None when there is none or the database is not there."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
+            if not row or not row[0]:
+                return None
+            return {key: value for key, value in conn.execute(f"SELECT key, value FROM {table}").fetchall()}
+    except psycopg.OperationalError:
+        return None
+
+
+def meta_write(conn: psycopg.Connection[Any], *, table: str, **values: Any) -> None:
+    """Set keys of a bench's marker (the table made when missing)."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (key text PRIMARY KEY, value jsonb NOT NULL)")
+    for key, value in values.items():
+        conn.execute(
+            f"INSERT INTO {table} (key, value) VALUES (%s, %s::jsonb)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            [key, json.dumps(value)],
+        )
 
 
 def tables_truncate(*tables: str, restart_identity: bool = False, cascade: bool = False) -> None:

@@ -124,6 +124,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def gunicorn_start(
+    *, workers: int, worker_args: Sequence[str], env: dict[str, str], cwd: Path, logdir: Path, ready_path: str
+) -> tuple[Child, int]:
+    """The project's WSGI app under gunicorn on a free loopback port (``worker_args``: the worker
+    class and its options), started and answering ``ready_path``; the child and its port."""
+    import sys
+
+    port = free_port()
+    server = Child(
+        "gunicorn",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "matchplatform.wsgi:application",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            *worker_args,
+            "--timeout=120",
+            "--graceful-timeout=5",
+            "--log-level=warning",
+        ],
+        logdir / "gunicorn.log",
+    )
+    server.start(env=env, cwd=cwd)
+    http_wait(port=port, path=ready_path, timeout=60, child=server)
+    return server, port
+
+
 def http_wait(*, port: int, path: str, timeout: float, child: Child | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -16,6 +16,12 @@ def log(message: str) -> None:
     """A progress line: seconds since the bench started and the 1-minute load average."""
     load = os.getloadavg()[0]
     print(f"[{time.monotonic() - _T0:7.1f}s load {load:4.1f}] {message}", flush=True)
+
+
+def checks_log(checks: Iterable[tuple[str, bool, str]]) -> None:
+    """One line per correctness check: ``check ok|FAIL: label: detail``."""
+    for label, ok, detail in checks:
+        log(f"check {'ok' if ok else 'FAIL'}: {label}: {detail}")
 
 
 def pct(values: np.ndarray | Sequence[float], q: float) -> float:

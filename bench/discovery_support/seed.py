@@ -16,7 +16,6 @@ run adds (``run_leftovers_clear``).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+
+from bench.common.db import meta_read as db_meta_read
+from bench.common.db import meta_write as db_meta_write
 
 META = "bench_discovery_meta"
 TEMPLATES = "bench_discovery_templates"
@@ -58,24 +60,11 @@ def plan_dict(plan: SeedPlan) -> dict[str, Any]:
 
 # -- the marker --------------------------------------------------------------------------------
 def meta_read(dsn: str) -> dict[str, Any] | None:
-    try:
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [META]).fetchone()
-            if not row or not row[0]:
-                return None
-            return {key: value for key, value in conn.execute(f"SELECT key, value FROM {META}").fetchall()}
-    except psycopg.OperationalError:
-        return None
+    return db_meta_read(dsn, table=META)
 
 
 def meta_write(conn: psycopg.Connection[Any], **values: Any) -> None:
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {META} (key text PRIMARY KEY, value jsonb NOT NULL)")
-    for key, value in values.items():
-        conn.execute(
-            f"INSERT INTO {META} (key, value) VALUES (%s, %s::jsonb)"
-            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            [key, json.dumps(value)],
-        )
+    db_meta_write(conn, table=META, **values)
 
 
 def reusable(*, dsn: str, plan: SeedPlan) -> tuple[bool, str, dict[str, Any] | None]:

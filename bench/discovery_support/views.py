@@ -23,12 +23,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from discovery.models import Candidate, LearningEvent
+from discovery.models import Candidate
 from discovery.names import LEARNING_ENABLED, MARKETPLACE_SUGGEST
-from discovery.policies import policy_for_user, policy_log_context
+from discovery.policies import policy_for_user
 from discovery.ranker import decision_seed_new, ranker_decide
 from discovery.selectors import Scored, fallback_scored
-from discovery.services import Suggestions, _policy_hash, suggestions_for_user
+from discovery.services import Suggestions, decision_log, suggestions_for_user
 from flags.evaluation import flag_enabled, safe_mode_active
 
 PLAIN_SQL = """
@@ -73,28 +73,9 @@ def suggestions_plain(*, user: User, limit: int | None = None) -> Suggestions:
     )
     decision_id = None
     if flag_enabled(LEARNING_ENABLED, user=user):
-        event = LearningEvent.objects.create(
-            user=user,
-            surface="suggestions",
-            policy_version=policy.version,
-            policy_hash=_policy_hash(policy),
-            candidate_ids=list(scored.candidate_ids),
-            distribution={str(k): v for k, v in decision.distribution.items()},
-            slate=list(decision.slate),
-            chosen_id=decision.chosen,
-            p_exp=decision.p_exp if decision.randomized else 0.0,
-            explored=decision.explored,
-            randomized=decision.randomized,
-            seed=decision.seed,
-            score=decision.chosen_score,
-            context={
-                "personal": scored.personal,
-                "safe_mode": safe,
-                "epsilon": decision.epsilon,
-                **policy_log_context(policy),
-            },
+        decision_id = decision_log(
+            user=user, surface="suggestions", policy=policy, scored=scored, decision=decision, safe=safe
         )
-        decision_id = str(event.decision_id)
     by_id = Candidate.objects.in_bulk(list(decision.slate))
     return Suggestions(
         candidates=[by_id[i] for i in decision.slate if i in by_id],

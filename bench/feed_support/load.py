@@ -26,7 +26,6 @@ and the rows are consistent by construction (checked after the load).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,9 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+
+from bench.common.db import meta_read as db_meta_read
+from bench.common.db import meta_write as db_meta_write
 
 BIG_TABLES = ("proposals_proposal", "proposals_match", "proposals_conversation", "proposals_feeditem")
 STAGE_RAW = "bench_feed_raw"
@@ -97,25 +99,11 @@ def _one(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | None =
 
 # -- metadata (for --reuse) -------------------------------------------------------------------
 def meta_read(dsn: str) -> dict[str, Any] | None:
-    try:
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-            exists = _one(conn, "SELECT to_regclass(%s) IS NOT NULL", [META])
-            if not exists:
-                return None
-            rows = conn.execute(f"SELECT key, value FROM {META}").fetchall()
-    except psycopg.OperationalError:
-        return None
-    return {key: value for key, value in rows}
+    return db_meta_read(dsn, table=META)
 
 
 def meta_write(conn: psycopg.Connection[Any], **values: Any) -> None:
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {META} (key text PRIMARY KEY, value jsonb NOT NULL)")
-    for key, value in values.items():
-        conn.execute(
-            f"INSERT INTO {META} (key, value) VALUES (%s, %s::jsonb)"
-            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            [key, json.dumps(value)],
-        )
+    db_meta_write(conn, table=META, **values)
 
 
 def plan_dict(plan: LoadPlan) -> dict[str, Any]:
