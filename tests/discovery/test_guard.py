@@ -19,6 +19,7 @@ from flags.names import SAFE_MODE
 from flags.services import switch_set
 from ops.models import LATENCY_FIELDS
 from ops.slo.services import RouteMinuteDelta, route_minutes_add
+from tests.support.request_minutes import route_minute_put
 
 pytestmark = pytest.mark.django_db
 
@@ -27,22 +28,7 @@ def burn(*, errors: int, count: int = 1000, route: str = "matches") -> None:
     """``errors`` server errors of ``count`` requests to ``route``, two minutes ago (so in
     both the 5 min and the 1 h window). matches.availability's budget is 0.5 %: 10 of 1000
     burn it at 2x."""
-    minute = timezone.now().astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
-    buckets = tuple(count if name == "le_50" else 0 for name in LATENCY_FIELDS)
-    route_minutes_add(
-        deltas=[
-            RouteMinuteDelta(
-                minute=minute,
-                route=route,
-                flag="",
-                cohort="",
-                count=count,
-                errors=errors,
-                duration_ms_sum=0.0,
-                buckets=buckets,
-            )
-        ]
-    )
+    route_minute_put(route, count=count, errors=errors, minutes_ago=2)
 
 
 @pytest.fixture

@@ -4,18 +4,16 @@ on too few requests."""
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.db.models.functions import Now
-from django.utils import timezone
 
 from discovery.models import DiscoveryJob, DiscoveryTopic, Interest
 from discovery.slos import SIGNIN_PAGE_POST_ROUTE
 from ops.invariants import InvariantOutcome, invariant_evaluate, invariants_all
-from ops.models import LATENCY_FIELDS
-from ops.slo.services import RouteMinuteDelta, route_minutes_add
+from tests.support.request_minutes import route_minute_put as add
 
 pytestmark = pytest.mark.django_db
 
@@ -29,27 +27,6 @@ RUNBOOK = {
 
 def evaluate(name: str) -> InvariantOutcome:
     return invariant_evaluate(next(i for i in invariants_all() if i.name == name))
-
-
-def add(route: str, *, count: int, errors: int = 0, buckets: dict[str, int] | None = None, minutes_ago: int = 1):
-    minute = timezone.now().astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes_ago)
-    given = buckets or {"le_50": count}
-    values = tuple(given.get(name, 0) for name in LATENCY_FIELDS)
-    assert sum(values) == count
-    route_minutes_add(
-        deltas=[
-            RouteMinuteDelta(
-                minute=minute,
-                route=route,
-                flag="",
-                cohort="",
-                count=count,
-                errors=errors,
-                duration_ms_sum=0.0,
-                buckets=values,
-            )
-        ]
-    )
 
 
 def test_each_alert_of_the_runbooks_table_is_an_invariant_at_its_threshold():

@@ -4,7 +4,7 @@ age; and every SLO's burn rate."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -26,22 +26,11 @@ from discovery.slos import (
 from ops.models import LATENCY_FIELDS, RouteMinute
 from ops.slo.histogram import histogram_percentile
 from ops.slo.recorder import request_metrics_discard, request_metrics_flush
-from ops.slo.services import RouteMinuteDelta, route_minutes_add
+from ops.slo.services import route_minutes_add
+from tests.support.request_minutes import now_minute
+from tests.support.request_minutes import route_minute as delta
 
 pytestmark = pytest.mark.django_db
-
-
-def now_minute() -> datetime:
-    return timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
-
-
-def delta(minute: datetime, route: str, *, count: int, errors: int = 0, buckets=None) -> RouteMinuteDelta:
-    buckets = buckets or {"le_50": count}
-    values = tuple(buckets.get(name, 0) for name in LATENCY_FIELDS)
-    assert sum(values) == count
-    return RouteMinuteDelta(
-        minute=minute, route=route, flag="", cohort="", count=count, errors=errors, duration_ms_sum=0.0, buckets=values
-    )
 
 
 @pytest.fixture(autouse=True)

@@ -27,8 +27,10 @@ from ops.slo.recorder import (
     request_metrics_record,
 )
 from ops.slo.selectors import cohort_stats, minute_series, request_stats, route_stats, slo_status
-from ops.slo.services import RouteMinuteDelta, route_minutes_add, route_minutes_prune
+from ops.slo.services import route_minutes_add, route_minutes_prune
 from ops.slo.slos import BURN_WINDOWS, slo_get, slos_all
+from tests.support.request_minutes import now_minute
+from tests.support.request_minutes import route_minute as delta
 
 
 # -- a URLconf for these tests (pytest.mark.urls points here) ----------------------------------
@@ -69,27 +71,6 @@ def _empty_buffer():
 
 def rows(**filters) -> dict[tuple[str, str, str], RouteMinute]:
     return {(r.route, r.flag, r.cohort): r for r in RouteMinute.objects.filter(**filters)}
-
-
-def now_minute() -> datetime:
-    return timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
-
-
-def delta(minute, route, *, count, errors=0, buckets=None, flag="", cohort="") -> RouteMinuteDelta:
-    if buckets is None:
-        buckets = {"le_50": count}
-    values = tuple(buckets.get(name, 0) for name in LATENCY_FIELDS)
-    assert sum(values) == count
-    return RouteMinuteDelta(
-        minute=minute,
-        route=route,
-        flag=flag,
-        cohort=cohort,
-        count=count,
-        errors=errors,
-        duration_ms_sum=0.0,
-        buckets=values,
-    )
 
 
 # -- the middleware -----------------------------------------------------------------------------

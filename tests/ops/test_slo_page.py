@@ -9,10 +9,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from ops.models import LATENCY_FIELDS
 from ops.slo.recorder import request_metrics_discard
-from ops.slo.services import RouteMinuteDelta, route_minutes_add
 from ops.slo.views import axis_ticks
+from tests.support.request_minutes import route_minute_put
 
 pytestmark = pytest.mark.django_db
 PAGE = "/ops/requests"
@@ -33,8 +32,7 @@ def client_for(django_user_model, *, staff: bool) -> Client:
 
 
 def add(minute, route, *, count, errors=0, field="le_50", flag="", cohort=""):
-    buckets = tuple(count if name == field else 0 for name in LATENCY_FIELDS)
-    route_minutes_add(deltas=[RouteMinuteDelta(minute, route, flag, cohort, count, errors, 0.0, buckets)])
+    route_minute_put(route, minute=minute, count=count, errors=errors, buckets={field: count}, flag=flag, cohort=cohort)
 
 
 def test_staff_see_each_routes_figures_the_chart_and_the_slos(django_user_model):
