@@ -60,6 +60,11 @@ class Terminal:
         self.output = b""
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: become bin/run-all at once
+            # A terminal's Ctrl-C, whatever this run inherited: started in the background by a
+            # shell without job control, pytest ignores SIGINT, and a shell script cannot trap
+            # a signal that was ignored when it started.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGQUIT, signal.SIG_DFL)
             os.chdir(REPO)
             os.execvpe("bash", ["bash", "bin/run-all"], env)
 
