@@ -17,18 +17,15 @@ statement, and the burn rate is that share over the 5 % budget.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import DurationField, ExpressionWrapper, F
-from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch
 
-from ops.models import LATENCY_BOUNDS_MS, LATENCY_FIELDS, QueueStatus
+from ops.models import LATENCY_BOUNDS_MS, LATENCY_FIELDS
 from ops.slo.selectors import RequestStats, request_stats, slo_status
 from ops.slo.slos import BURN_WINDOWS, slos_all
 
@@ -216,34 +213,14 @@ class QueueAge:
     p95_seconds: float | None
 
 
-def _discovery_queue_p95_age() -> QueueAge:
-    """The 95th percentile (nearest rank) of how long the discovery jobs a worker could take
-    now have waited, by the database's clock. A job backing off before a retry is not
-    waiting for a worker and is left out (as in ``ops.oldest_queued_seconds``).
-
-    Until discovery's queue health selector answers it, a private helper: two short queries
-    (a count, then one row at the rank, oldest first, so only 5 % of the queue is walked)."""
-    from discovery.models import DiscoveryJob
-
-    waiting = DiscoveryJob.objects.filter(status=QueueStatus.QUEUED, available_at__lte=Now())
-    count = waiting.count()
-    if count == 0:
-        return QueueAge(waiting=0, p95_seconds=None)
-    # Ascending ages a_1..a_n: the p95 is a_ceil(0.95 n); oldest first, that is this offset.
-    offset = count - math.ceil(DISCOVERY_QUEUE_AGE.quantile * count)
-    ages = (
-        waiting.annotate(waited=ExpressionWrapper(Now() - F("available_at"), output_field=DurationField()))
-        .order_by("available_at", "id")
-        .values_list("waited", flat=True)[offset : offset + 1]
-    )
-    found = list(ages)
-    if not found:  # the queue drained between the two queries
-        return QueueAge(waiting=0, p95_seconds=None)
-    return QueueAge(waiting=count, p95_seconds=max(found[0].total_seconds(), 0.0))
-
-
 def discovery_queue_p95_age() -> QueueAge:
-    return _discovery_queue_p95_age()
+    """The 95th percentile (nearest rank) of how long the discovery jobs a worker could take
+    now have waited, by the database's clock (jobs backing off before a retry are not waiting
+    for a worker): the queue health selector's figure, the one the staff API shows."""
+    from discovery.health_queues import discovery_queue_health
+
+    health = discovery_queue_health()
+    return QueueAge(waiting=health["waiting"], p95_seconds=health["p95_age_seconds"])
 
 
 @dataclass(frozen=True)
