@@ -127,7 +127,7 @@ def scoring_reference(*, user_id: int) -> tuple[list[int], list[float]]:
     """The scoring as first written (a query per category, the best 50 by popularity each):
     what ``candidates_scored_for_user`` must keep returning, however it gets there."""
     from discovery.models import Candidate, InterestCategory, UserInterest
-    from discovery.selectors import CANDIDATES_PER_CATEGORY
+    from discovery.serving import CANDIDATES_PER_CATEGORY
 
     affinity = dict(UserInterest.objects.filter(user_id=user_id).values_list("interest_id", "affinity"))
     by_category: dict[int, float] = {}

@@ -88,6 +88,22 @@ class Candidate(models.Model):
         return self.name
 
 
+class CatalogStamp(models.Model):
+    """One row: the version of the candidate catalog each serving process holds in memory
+    (discovery.serving). Database triggers (migration 0007) set a new random version on every
+    write to candidates or categories, whoever makes it (the admin, a worker, a bulk load in
+    raw SQL); a rolled-back write leaves the old one. A process reads it at most once every
+    ``DISCOVERY_CATALOG_CHECK_SECONDS`` and reloads the catalog only when it changed."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "catalog stamp"
+
+    def __str__(self) -> str:
+        return f"catalog stamp {self.version}"
+
+
 class UserInterest(models.Model):
     """A member's interest, with how strongly (0..1); one per member and interest."""
 
@@ -116,7 +132,11 @@ class LearningEvent(models.Model):
     guessed)."""
 
     decision_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="learning_events")
+    # No index of its own: (user, -decided_at) below serves every read by member, and each
+    # suggestion pays one index less on its insert.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="learning_events", db_index=False
+    )
     surface = models.CharField(max_length=30, default="suggestions")
     policy_version = models.CharField(max_length=50)
     policy_hash = models.CharField(max_length=64, help_text="A hash of the policy's config at the decision.")

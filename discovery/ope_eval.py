@@ -46,7 +46,7 @@ from django.utils import timezone
 from discovery.configs import RANKER_POLICY
 from discovery.models import Candidate, InterestCategory, LearningEvent, UserInterest
 from discovery.ope import DEFAULT_CONFIDENCE, Estimate, effective_sample_size, ope_all, ope_dr_difference
-from discovery.ranker import ranker_propensities
+from discovery.ranker import distribution_read, ranker_propensities
 from flags.config.selectors import config_get
 from matchplatform.exceptions import InvalidInput, NotFound
 
@@ -217,8 +217,9 @@ def ope_log_load(
         wanted = {log.ids[i]: i for i in need_distribution}
         for pk, distribution in LearningEvent.objects.filter(pk__in=list(wanted)).values_list("id", "distribution"):
             if distribution:
-                best = max(distribution.items(), key=lambda item: (item[1], -int(item[0])))
-                log.logged_top[wanted[pk]] = int(best[0])
+                full = distribution_read(distribution, candidate_ids=log.candidate_sets[wanted[pk]])
+                best = max(full.items(), key=lambda item: (item[1], -item[0]))
+                log.logged_top[wanted[pk]] = best[0]
     log.rewards = np.asarray(rewards, dtype=np.float64)
     log.p_log = np.asarray(p_log, dtype=np.float64)
     return log

@@ -22,9 +22,9 @@ from django.db import transaction
 from pydantic import BaseModel, ConfigDict, Field
 
 from discovery.configs import RANKER_POLICY, RankerPolicy
-from discovery.models import Candidate
 from discovery.ope_eval import SCORING_AFFINITY, SCORING_POPULARITY, VERSION_SCORING, TargetPolicy
 from discovery.selectors import Scored, candidates_scored_for_user
+from discovery.serving import Catalog, catalog_current
 from flags.config.registry import config_declare
 from flags.config.selectors import config_get
 from flags.evaluation import flag_enabled
@@ -101,17 +101,18 @@ def policy_for_user(*, user: User) -> RankerPolicy:
     return candidate.model_copy(update={"attribution_seconds": current.attribution_seconds})
 
 
-def policy_scored(*, user: User, policy: RankerPolicy, fallback_size: int) -> Scored:
+def policy_scored(*, user: User, policy: RankerPolicy, fallback_size: int, catalog: Catalog | None = None) -> Scored:
     """The member's candidate set scored the way ``policy`` scores: v1's affinity x
-    popularity, or popularity alone (one more query). The fallback slate is scored by
-    popularity whatever the policy."""
-    scored = candidates_scored_for_user(user=user, fallback_size=fallback_size)
+    popularity, or popularity alone. The fallback slate is scored by popularity whatever the
+    policy. ``catalog``: the process's serving catalog to read (the current one if None)."""
+    catalog = catalog or catalog_current()
+    scored = candidates_scored_for_user(user=user, fallback_size=fallback_size, catalog=catalog)
     if not scored.personal or policy_scoring(policy) != SCORING_POPULARITY:
         return scored
-    popularity = dict(Candidate.objects.filter(pk__in=scored.candidate_ids).values_list("id", "popularity"))
+    popularity = catalog.popularity
     return Scored(
         candidate_ids=scored.candidate_ids,
-        scores=[float(popularity.get(c, 0.0)) for c in scored.candidate_ids],
+        scores=[popularity.get(c, 0.0) for c in scored.candidate_ids],
         personal=True,
     )
 

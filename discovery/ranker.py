@@ -68,7 +68,7 @@ class Decision:
             "slate": list(self.slate),
             "chosen": self.chosen,
             "p_exp": self.p_exp,
-            "distribution": {str(cid): p for cid, p in self.distribution.items()},
+            "distribution": distribution_log(self.distribution, top=self.top),
             "explored": self.explored,
             "randomized": self.randomized,
             "epsilon": self.epsilon,
@@ -76,6 +76,35 @@ class Decision:
             "top": self.top,
             "slate_scores": list(self.slate_scores),
         }
+
+
+# The learning log's key for "every other candidate of the set" (``distribution_log``).
+OTHERS = "*"
+
+
+def distribution_log(distribution: Mapping[int, float], *, top: int) -> dict[str, float]:
+    """A decision's distribution as the learning log stores it (JSON keys are strings). The
+    epsilon-greedy distribution has two values, so it is logged as the top candidate's
+    probability and, under ``OTHERS``, the one every other candidate of the logged set has:
+    two entries whatever the set's size, and nothing lost (``distribution_read`` gives the
+    whole map back). A distribution of more values is logged whole."""
+    others = {p for cid, p in distribution.items() if cid != top}
+    if len(others) > 1:
+        return {str(cid): p for cid, p in distribution.items()}
+    logged = {str(top): distribution[top]}
+    if others:
+        logged[OTHERS] = others.pop()
+    return logged
+
+
+def distribution_read(logged: Mapping[str, float], *, candidate_ids: Sequence[int]) -> dict[int, float]:
+    """Each candidate's probability from a logged distribution, either form of
+    ``distribution_log`` (candidate id -> probability, for every id of the logged set)."""
+    if OTHERS not in logged:
+        return {int(cid): float(p) for cid, p in logged.items()}
+    other = float(logged[OTHERS])
+    named = {int(cid): float(p) for cid, p in logged.items() if cid != OTHERS}
+    return {int(cid): named.get(int(cid), other) for cid in candidate_ids}
 
 
 def decision_seed_new() -> int:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from discovery.catalog import DAY0
@@ -32,11 +36,13 @@ from discovery.models import (
 from discovery.names import LEARNING_ENABLED, MARKETPLACE_SUGGEST
 from discovery.policies import policy_for_user, policy_log_context, policy_scored
 from discovery.queue import discovery_queue
-from discovery.ranker import Decision, decision_seed_new, ranker_decide
+from discovery.ranker import Decision, decision_seed_new, distribution_log, ranker_decide
 from discovery.selectors import Scored, fallback_scored
+from discovery.serving import Item, catalog_current
 from flags.config.selectors import config_get
 from flags.evaluation import flag_enabled, safe_mode_active
 from matchplatform.exceptions import Conflict, InvalidInput, NotFound
+from ops.db import prepared_cursor
 from ops.models import QueueStatus
 from ops.queue import Lease
 from ops.services import queue_item_enqueue
@@ -205,7 +211,7 @@ def queue_worker_run(*, topic: str, limit: int, ttl: float) -> TopicWork:
 
 @dataclass(frozen=True)
 class Suggestions:
-    candidates: list[Candidate]  # with their categories; only name, kind and the category's slug and name loaded
+    candidates: list[Item]  # what each shows: name, kind, the category's slug and name
     decision_id: str | None  # the logged decision (None when logging is off or nothing was served)
     personal: bool
     explored: bool
@@ -215,34 +221,70 @@ def _policy_hash(policy: RankerPolicy) -> str:
     return hashlib.sha256(json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
+# The columns a decision is logged with (the others: their defaults, decided_at the database's).
+_LOG_FIELDS = (
+    "decision_id",
+    "user",
+    "surface",
+    "policy_version",
+    "policy_hash",
+    "candidate_ids",
+    "distribution",
+    "slate",
+    "chosen",
+    "p_exp",
+    "explored",
+    "randomized",
+    "seed",
+    "score",
+    "context",
+)
+
+
+@functools.cache
+def _log_insert(vendor: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """The INSERT of one decision for this database vendor, and its fields (their own
+    get_db_prep_save turns each value into what the column takes)."""
+    fields = tuple(f for name in _LOG_FIELDS if isinstance(f := LearningEvent._meta.get_field(name), Field))
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(LearningEvent._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names from model meta
+    return sql, fields
+
+
 def decision_log(
     *, user: User, surface: str, policy: RankerPolicy, scored: Scored, decision: Decision, safe: bool
 ) -> str:
     """Log one served decision whole (the candidate set, the distribution, the chosen item and
     its propensity, the seed, the policy that made it) as a learning event; its decision id.
-    A decision that was not randomized is logged with p_exp 0 (it cannot be reweighted)."""
-    event = LearningEvent.objects.create(
-        user=user,
-        surface=surface,
-        policy_version=policy.version,
-        policy_hash=_policy_hash(policy),
-        candidate_ids=list(scored.candidate_ids),
-        distribution={str(k): v for k, v in decision.distribution.items()},
-        slate=list(decision.slate),
-        chosen_id=decision.chosen,
-        p_exp=decision.p_exp if decision.randomized else 0.0,
-        explored=decision.explored,
-        randomized=decision.randomized,
-        seed=decision.seed,
-        score=decision.chosen_score,
-        context={
-            "personal": scored.personal,
-            "safe_mode": safe,
-            "epsilon": decision.epsilon,
-            **policy_log_context(policy),
-        },
+    A decision that was not randomized is logged with p_exp 0 (it cannot be reweighted).
+
+    One INSERT, written straight (every suggestion request makes one, into the largest table):
+    the model's own fields prepare the values, so it stores what ``objects.create`` would;
+    the distribution in its two-entry form (ranker.distribution_log)."""
+    decision_id = uuid.uuid4()
+    values = (
+        decision_id,
+        user.pk,
+        surface,
+        policy.version,
+        _policy_hash(policy),
+        list(scored.candidate_ids),
+        distribution_log(decision.distribution, top=decision.top),
+        list(decision.slate),
+        decision.chosen,
+        decision.p_exp if decision.randomized else 0.0,
+        decision.explored,
+        decision.randomized,
+        decision.seed,
+        decision.chosen_score,
+        {"personal": scored.personal, "safe_mode": safe, "epsilon": decision.epsilon, **policy_log_context(policy)},
     )
-    return str(event.decision_id)
+    sql, fields = _log_insert(connection.vendor)
+    with prepared_cursor() as cursor:  # the same statement every request: prepared once per connection
+        cursor.execute(sql, [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)])
+    return str(decision_id)
 
 
 def suggestions_for_user(*, user: User, limit: int | None = None, surface: str = "suggestions") -> Suggestions:
@@ -259,7 +301,13 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
     policy = policy_for_user(user=user)
     size = min(limit or policy.slate_size, policy.slate_size)
     safe = safe_mode_active()
-    scored = fallback_scored(size=size) if safe else policy_scored(user=user, policy=policy, fallback_size=size)
+    # One catalog for the scoring and the slate's names: every id scored is one it shows.
+    catalog = catalog_current()
+    scored = (
+        fallback_scored(size=size, catalog=catalog)
+        if safe
+        else policy_scored(user=user, policy=policy, fallback_size=size, catalog=catalog)
+    )
     if not scored.candidate_ids:
         return Suggestions(candidates=[], decision_id=None, personal=False, explored=False)
     learning = flag_enabled(LEARNING_ENABLED, user=user)
@@ -275,14 +323,8 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
         if learning
         else None
     )
-    # The slate with its categories in one query, and only the columns a suggestion shows.
-    by_id = (
-        Candidate.objects.select_related("category")
-        .only("name", "kind", "category__slug", "category__name")
-        .in_bulk(list(decision.slate))
-    )
     return Suggestions(
-        candidates=[by_id[i] for i in decision.slate if i in by_id],
+        candidates=[catalog.items[i] for i in decision.slate],
         decision_id=decision_id,
         personal=scored.personal,
         explored=decision.explored,

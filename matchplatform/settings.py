@@ -472,6 +472,10 @@ _discovery_enums = SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]
 assert isinstance(_discovery_enums, dict)
 _discovery_enums["CandidateKindEnum"] = ["listing", "service", "event", "community"]
 _discovery_enums["SignalKindEnum"] = ["view", "click", "save", "dismiss"]
+# The candidate catalog each serving process keeps in memory for suggestions
+# (discovery/serving.py): its stamp is read at most this often, so a catalog write is served
+# everywhere within about this long.
+DISCOVERY_CATALOG_CHECK_SECONDS = env_float("DISCOVERY_CATALOG_CHECK_SECONDS", 1.0)
 # [/member-api]
 # [policy-health]
 # Policy health (GET /api/staff/discovery/policy-health; /ops/discovery opens on the last day):

@@ -54,6 +54,18 @@ def _fresh_corpus_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_discovery_catalog(settings):
+    """Each test reads the candidates it wrote: the serving catalog checks its stamp at every
+    suggestion (a serving process checks once a second) and starts empty."""
+    from discovery.serving import catalog_clear
+
+    settings.DISCOVERY_CATALOG_CHECK_SECONDS = 0.0
+    catalog_clear()
+    yield
+    catalog_clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_flags_snapshot():
     """Each test reads the flags it wrote: a rolled-back test's snapshot is not kept (its
     stamp went back with the rollback)."""
@@ -73,6 +85,16 @@ def flags_snapshot_warm(db, settings):
 
     settings.FLAGS_STAMP_CHECK_SECONDS = 3600.0
     snapshot_current()
+
+
+@pytest.fixture
+def discovery_catalog_warm(db, settings):
+    """The serving catalog loaded and trusted for the test, as a serving process holds it
+    between its once-a-second stamp checks: for tests that count a suggestion's queries."""
+    from discovery.serving import catalog_current
+
+    settings.DISCOVERY_CATALOG_CHECK_SECONDS = 3600.0
+    catalog_current()
 
 
 @pytest.fixture

@@ -57,6 +57,33 @@ def test_the_backend_refuses_an_inactive_member():
     assert ModelBackend().get_user(user.pk) is None
 
 
+def test_the_api_token_lookup_reads_what_drf_reads_in_one_statement():
+    from rest_framework.authentication import TokenAuthentication as DrfTokenAuthentication
+    from rest_framework.authtoken.models import Token
+
+    from matchplatform.authentication import TokenAuthentication
+
+    user = member_create(username="tokened", password=PASSWORD)
+    user.first_name, user.is_staff = "Tok", True
+    user.last_login = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    user.save()
+    key = Token.objects.create(user=user).key
+    with CaptureQueriesContext(connection) as ctx:
+        fast_user, fast_token = TokenAuthentication().authenticate_credentials(key)
+    assert len(ctx.captured_queries) == 1
+    stock_user, stock_token = DrfTokenAuthentication().authenticate_credentials(key)
+    user_fields = [f.attname for f in get_user_model()._meta.concrete_fields]
+    token_fields = [f.attname for f in Token._meta.concrete_fields]
+    assert {f: getattr(fast_user, f) for f in user_fields} == {f: getattr(stock_user, f) for f in user_fields}
+    assert {f: getattr(fast_token, f) for f in token_fields} == {f: getattr(stock_token, f) for f in token_fields}
+    assert fast_token.user is fast_user and not fast_user._state.adding
+    client = Client()
+    assert client.get("/api/discovery/interests", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    assert client.get("/api/discovery/interests", HTTP_AUTHORIZATION=f"Token {key[:-1]}x").status_code == 401
+    get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+    assert client.get("/api/discovery/interests", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
+
+
 def test_a_session_signed_in_with_a_password_uses_it_and_ends_when_the_password_changes():
     user = member_create(username="bea", password=PASSWORD)
     client = Client()

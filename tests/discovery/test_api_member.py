@@ -107,12 +107,13 @@ def test_a_bad_interests_body_is_a_400_and_an_unknown_key_of_any_text_a_404_neve
 
 
 def test_suggestions_have_the_benchmarks_shape_and_take_few_queries(
-    alice, flags_snapshot_warm, django_assert_max_num_queries
+    alice, flags_snapshot_warm, discovery_catalog_warm, django_assert_max_num_queries
 ):
     alice.put(MY_INTERESTS, {"interests": {"ai": 1.0}}, format="json")
     alice.get(SUGGESTIONS)  # warms the config read
-    # Scoring, the logged decision, and the slate with its categories (one query, not one per item).
-    with django_assert_max_num_queries(3):
+    # The member's weights and the logged decision: the candidates, their scores and the
+    # slate's names come from the process's catalog.
+    with django_assert_max_num_queries(2):
         response = alice.get(SUGGESTIONS, {"limit": 3})
     assert response.status_code == 200, response.content
     body = response.json()
