@@ -195,6 +195,8 @@ def _scores_check(scores: Sequence[float], *, expected: int) -> list[float]:
         values = [float(s) for s in scores]
     except (TypeError, ValueError):
         raise ValueError("scores must be numbers") from None
+    if all(map(math.isfinite, values)):
+        return values
     for position, value in enumerate(values):
         if math.isnan(value):
             raise ValueError(f"scores[{position}] is NaN")

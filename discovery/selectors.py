@@ -91,10 +91,11 @@ def candidates_scored_for_user(*, user: User, fallback_size: int, catalog: Catal
     ids: list[int] = []
     scores: list[float] = []
     for category_id in sorted(weights):
-        weight = weights[category_id]
-        for candidate_id, popularity in catalog.by_category.get(category_id, ()):
-            ids.append(candidate_id)
-            scores.append(round(weight * popularity, 6))
+        column = catalog.columns.get(category_id)
+        if column is not None:
+            weight = weights[category_id]
+            ids.extend(column.ids)
+            scores.extend([round(weight * popularity, 6) for popularity in column.popularity])
     if not ids:
         return fallback_scored(size=fallback_size, catalog=catalog)
     return Scored(candidate_ids=ids, scores=scores, personal=True)

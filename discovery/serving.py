@@ -51,6 +51,15 @@ class Item:
         return self.id
 
 
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One category's best candidates as two columns, in the logged order (scoring a member
+    extends their list with the ids at once and multiplies the popularities in one pass)."""
+
+    ids: tuple[int, ...]
+    popularity: tuple[float, ...]
+
+
 @dataclass(frozen=True)
 class Catalog:
     stamp: int
@@ -62,6 +71,7 @@ class Catalog:
     fallback: tuple[tuple[int, float], ...]
     items: dict[int, Item]  # every candidate above
     popularity: dict[int, float]  # every candidate above
+    columns: dict[int, Column]  # by_category, as columns
 
 
 class _State:
@@ -123,6 +133,9 @@ def _load(stamp: int) -> Catalog:
         fallback=tuple(fallback),
         items=items,
         popularity=popularity,
+        columns={
+            k: Column(ids=tuple(pk for pk, _ in v), popularity=tuple(p for _, p in v)) for k, v in by_category.items()
+        },
     )
 
 

@@ -21,6 +21,9 @@ class FaviconRedirect(RedirectView):
 
 
 urlpatterns = [
+    # First: the member discovery API (suggestions above all) is the busiest route, and Django
+    # walks every pattern listed before the one that matches, on every request.
+    path("api/", include("discovery.urls_member")),
     path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("", home, name="home"),
     path("", include("proposals.urls_pages")),
