@@ -155,9 +155,12 @@ DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2)
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10)
 DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 10.0)
 DB_POOL_RETRY_AFTER_SECONDS = env_int("DB_POOL_RETRY_AFTER_SECONDS", 2)
+# Check a connection before use: Django's per-request check without a pool; with one, a look
+# at each pooled connection's socket (matchplatform/postgresql/base.py).
+DB_CONN_HEALTH_CHECKS = env_bool("DB_CONN_HEALTH_CHECKS", True)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
-    if env_bool("DB_CONN_HEALTH_CHECKS", True):
+    if DB_CONN_HEALTH_CHECKS:
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend, recording a pool timeout on the request for the 503 above.
@@ -168,6 +171,9 @@ if DATABASE_URL:
         if DB_POOL and PROCESS_ROLE not in ("worker", "beat", "celery"):
             # A pool hands connections back at the end of each request; it refuses CONN_MAX_AGE.
             DATABASES["default"]["CONN_MAX_AGE"] = 0
+            # Pooled connections are checked by matchplatform.postgresql without a round trip
+            # (their socket), not by Django's pool check, a query per connection handed out.
+            DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
             _db_options["pool"] = {
                 "min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE),
                 "max_size": DB_POOL_MAX_SIZE,

@@ -252,3 +252,63 @@ def test_the_web_server_make_run_starts_stays_within_its_pool_over_3000_requests
     assert 0 < peak[0] <= bound, f"web held {peak[0]} connections, more than its {bound}"
     assert after <= bound
     print(f"\n3,000 requests to run-all's web: peak {peak[0]} connections (bound {bound})")
+
+
+# -- checking pooled connections (matchplatform/postgresql/base.py) ----------------------------
+
+
+def _pooled_backend_pids() -> set[int]:
+    """The server pids of the connections idle in this process's pool (each checked out and
+    asked once, then handed back)."""
+    pool = _pool()
+    held = [pool.getconn(timeout=2.0) for _ in range(pool.get_stats().get("pool_available", 0))]
+    try:
+        return {conn.info.backend_pid for conn in held}
+    finally:
+        for conn in held:
+            pool.putconn(conn)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_connections_the_server_killed_are_replaced_without_a_failed_request(member, settings):
+    """As after a PostgreSQL restart: every idle connection of the pool is terminated by the
+    server; the next requests answer 200 (each dead connection is found by its socket and
+    dropped), and the pool holds live connections again."""
+    import psycopg
+
+    assert settings.DB_CONN_HEALTH_CHECKS and connection.pool is not None
+    client = Client(raise_request_exception=False)
+    client.force_login(member)
+    for _ in range(3):
+        assert in_thread(lambda: client.get("/matches")).status_code == 200
+    victims = _pooled_backend_pids()
+    assert victims
+    params = connection.get_connection_params()
+    params.pop("prepare_threshold", None)
+    with psycopg.connect(**params, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(*) FROM unnest(%s::int[]) pid WHERE pg_terminate_backend(pid)", [list(victims)]
+        ).fetchone()
+    assert killed is not None and killed[0] == len(victims)
+    time.sleep(0.2)  # the server's goodbye reaches the sockets
+    statuses = [in_thread(lambda: client.get("/matches")).status_code for _ in range(len(victims) + 2)]
+    assert statuses == [200] * len(statuses)
+    assert not victims & _pooled_backend_pids()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_pooled_connection_is_handed_out_without_a_query(member, monkeypatch):
+    """The check is a look at the socket: a healthy idle connection costs no round trip."""
+    from psycopg_pool import ConnectionPool
+
+    client = Client(raise_request_exception=False)
+    client.force_login(member)
+    assert in_thread(lambda: client.get("/matches")).status_code == 200
+    round_trips: list[Any] = []
+    real = ConnectionPool.check_connection
+    monkeypatch.setattr(
+        ConnectionPool, "check_connection", staticmethod(lambda conn: round_trips.append(conn) or real(conn))
+    )
+    for _ in range(5):
+        assert in_thread(lambda: client.get("/matches")).status_code == 200
+    assert round_trips == []
