@@ -141,7 +141,10 @@ class LearningEvent(models.Model):
     policy_version = models.CharField(max_length=50)
     policy_hash = models.CharField(max_length=64, help_text="A hash of the policy's config at the decision.")
     candidate_ids = models.JSONField(help_text="The candidate set, in the order it was scored.")
-    distribution = models.JSONField(help_text="Each candidate's probability of leading the slate.")
+    distribution = models.JSONField(
+        help_text='Each candidate\'s probability of leading the slate: {"<top id>": p, "*": every other\'s p} '
+        "(discovery.ranker.distribution_log), or one entry per candidate."
+    )
     slate = models.JSONField(help_text="The candidates served, in order.")
     chosen = models.ForeignKey(Candidate, on_delete=models.PROTECT, related_name="+")
     p_exp = models.FloatField(help_text="The chosen item's propensity; 0 when the decision was not randomized.")
