@@ -42,3 +42,83 @@ def test_a_changed_rate_setting_applies_at_the_next_request(api_client, settings
     assert api_client.post(url, body, format="json", REMOTE_ADDR="10.9.9.9").status_code == 429
     settings.RUNS_SUBMIT_RATE = ""  # no limit
     assert api_client.post(url, body, format="json", REMOTE_ADDR="10.9.9.9").status_code in (200, 202)
+
+
+# -- the sliding log on Redis: one atomic script per request ---------------------------------
+
+
+class _View:
+    throttle_scope = "match_submit"
+
+
+def _Request(ident: str):
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/", REMOTE_ADDR=ident)
+    request.user = AnonymousUser()
+    return request
+
+
+def _redis_cache_or_skip():
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        pytest.skip("CACHE_URL is not Redis: throttles take DRF's path (the test suite runs with Redis)")
+    return cache
+
+
+def test_the_redis_log_allows_the_rate_refuses_the_rest_and_frees_a_slot_as_the_window_slides(settings, monkeypatch):
+    import uuid
+
+    _redis_cache_or_skip()
+    settings.RUNS_SUBMIT_RATE = "3/min"
+    clock = [1_000_000.0]
+    monkeypatch.setattr(SettingRateThrottle, "timer", lambda self: clock[0])
+    ident = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"
+
+    def ask() -> SettingRateThrottle:
+        throttle = SettingRateThrottle()
+        throttle.allowed = throttle.allow_request(_Request(ident), _View())  # type: ignore[attr-defined]
+        return throttle
+
+    for second in (0, 10, 20):
+        clock[0] = 1_000_000.0 + second
+        assert ask().allowed  # type: ignore[attr-defined]
+    clock[0] = 1_000_030.0
+    refused = ask()
+    assert not refused.allowed  # type: ignore[attr-defined]
+    assert refused.wait() == pytest.approx(30.0)  # the oldest (t=0) leaves the window at t=60
+    clock[0] = 1_000_059.0
+    assert not ask().allowed  # type: ignore[attr-defined]  # refusals are not counted...
+    clock[0] = 1_000_060.5
+    assert ask().allowed  # type: ignore[attr-defined]  # ...so t=0 leaving frees exactly one slot
+    assert not ask().allowed  # type: ignore[attr-defined]
+    other = SettingRateThrottle()
+    assert other.allow_request(_Request(ident + "1"), _View())  # another client has its own log
+
+
+def test_concurrent_requests_of_one_client_never_pass_a_full_log(settings):
+    """DRF's read-edit-write of the log lets requests that arrive together all pass; the script
+    decides each atomically: exactly the rate passes."""
+    import threading
+    import uuid
+
+    _redis_cache_or_skip()
+    settings.RUNS_SUBMIT_RATE = "10/min"
+    ident = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.8"
+    start = threading.Barrier(40)
+    passed: list[bool] = []
+
+    def one() -> None:
+        start.wait()
+        passed.append(SettingRateThrottle().allow_request(_Request(ident), _View()))
+
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(passed) == 10 and len(passed) == 40
