@@ -92,7 +92,9 @@ class SettingRateThrottle(ScopedRateThrottle):
             return True
         script, client = found
         self.now = self.timer()
-        key = caches["default"].make_and_validate_key(self.key)
+        # A key of its own: DRF's path keeps a pickled list under self.key, and during a
+        # rolling deploy both run (each would find the other's value of the wrong type).
+        key = caches["default"].make_and_validate_key(f"log:{self.key}")
         allowed, oldest, count = script(
             keys=[key], args=[repr(self.now), self.duration, self.num_requests], client=client
         )

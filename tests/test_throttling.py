@@ -98,6 +98,14 @@ def test_the_redis_log_allows_the_rate_refuses_the_rest_and_frees_a_slot_as_the_
     assert not ask().allowed  # type: ignore[attr-defined]
     other = SettingRateThrottle()
     assert other.allow_request(_Request(ident + "1"), _View())  # another client has its own log
+    # A process still on DRF's path (a rolling deploy) keeps its own key: no value of the
+    # wrong type for either.
+    from rest_framework.throttling import ScopedRateThrottle
+
+    drf = ScopedRateThrottle()
+    drf.THROTTLE_RATES = {"match_submit": "3/min"}
+    assert drf.allow_request(_Request(ident), _View())
+    assert not ask().allowed  # type: ignore[attr-defined]
 
 
 def test_concurrent_requests_of_one_client_never_pass_a_full_log(settings):
