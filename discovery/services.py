@@ -38,7 +38,7 @@ from discovery.policies import policy_for_user, policy_log_context, policy_score
 from discovery.queue import discovery_queue
 from discovery.ranker import Decision, decision_seed_new, distribution_log, ranker_decide
 from discovery.selectors import Scored, fallback_scored
-from discovery.serving import Item, catalog_current
+from discovery.serving import Item, catalog_clear, catalog_current
 from flags.config.selectors import config_get
 from flags.evaluation import flag_enabled, safe_mode_active
 from matchplatform.exceptions import Conflict, InvalidInput, NotFound
@@ -287,7 +287,9 @@ def decision_log(
     return str(decision_id)
 
 
-def suggestions_for_user(*, user: User, limit: int | None = None, surface: str = "suggestions") -> Suggestions:
+def suggestions_for_user(
+    *, user: User, limit: int | None = None, surface: str = "suggestions", _retried: bool = False
+) -> Suggestions:
     """The member's suggestions, ranked by their epsilon-greedy policy, and the decision logged
     whole (candidate set, distribution, chosen item and its propensity, the seed).
 
@@ -318,11 +320,19 @@ def suggestions_for_user(*, user: User, limit: int | None = None, surface: str =
         seed=decision_seed_new(),
         slate_size=size,
     )
-    decision_id = (
-        decision_log(user=user, surface=surface, policy=policy, scored=scored, decision=decision, safe=safe)
-        if learning
-        else None
-    )
+    try:
+        decision_id = (
+            decision_log(user=user, surface=surface, policy=policy, scored=scored, decision=decision, safe=safe)
+            if learning
+            else None
+        )
+    except IntegrityError:
+        # A candidate deleted (not deactivated) within this process's catalog check interval:
+        # its decision cannot point at it. Reload the catalog and decide again, once.
+        if _retried or connection.in_atomic_block:
+            raise
+        catalog_clear()
+        return suggestions_for_user(user=user, limit=limit, surface=surface, _retried=True)
     return Suggestions(
         candidates=[catalog.items[i] for i in decision.slate],
         decision_id=decision_id,

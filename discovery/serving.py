@@ -28,7 +28,7 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
 from discovery.configs import RankerPolicy
-from discovery.models import Candidate, CatalogStamp, Category
+from discovery.models import Candidate, CatalogStamp
 
 # How far the candidate set for one decision reaches (the best by popularity per category).
 CANDIDATES_PER_CATEGORY = 50
@@ -62,7 +62,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Catalog:
-    stamp: int
+    stamp: int | None  # None: loaded while the stamp row was missing (reloaded at every check)
     # category id -> its best active candidates, (id, popularity), by popularity (highest
     # first) then id: the order a decision's candidate set is logged in.
     by_category: dict[int, tuple[tuple[int, float], ...]]
@@ -88,15 +88,18 @@ def _check_seconds() -> float:
     return float(getattr(settings, "DISCOVERY_CATALOG_CHECK_SECONDS", 1.0))
 
 
-def _stamp_read() -> int:
+def _stamp_read() -> int | None:
+    """The stamp; None when its row is missing (a flushed table, until the next catalog write
+    puts it back): then every check reloads."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT version FROM {CatalogStamp._meta.db_table} WHERE id = 1")  # noqa: S608 - model meta
         row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    return int(row[0]) if row else None
 
 
-def _load(stamp: int) -> Catalog:
-    categories = {pk: (slug, name) for pk, slug, name in Category.objects.values_list("pk", "slug", "name")}
+def _load(stamp: int | None) -> Catalog:
+    # Each row carries its category's slug and name (a join): a category committed between
+    # two statements cannot leave a candidate without one.
     best = (
         Candidate.objects.filter(active=True)
         .annotate(
@@ -104,29 +107,30 @@ def _load(stamp: int) -> Catalog:
         )
         .filter(rank__lte=CANDIDATES_PER_CATEGORY)
         .order_by("category_id", "-popularity", "id")
-        .values_list("id", "category_id", "popularity", "name", "kind")
+        .values_list("id", "category_id", "popularity", "name", "kind", "category__slug", "category__name")
     )
     popular = (
         Candidate.objects.filter(active=True)
         .order_by("-popularity", "-published_at", "id")
-        .values_list("id", "category_id", "popularity", "name", "kind")[:FALLBACK_MAX]
+        .values_list("id", "category_id", "popularity", "name", "kind", "category__slug", "category__name")[
+            :FALLBACK_MAX
+        ]
     )
     by_category: dict[int, list[tuple[int, float]]] = {}
     items: dict[int, Item] = {}
     popularity: dict[int, float] = {}
 
-    def keep(pk: int, category_id: int, pop: float, name: str, kind: str) -> None:
-        slug, category_name = categories[category_id]
+    def keep(pk: int, pop: float, name: str, kind: str, slug: str, category_name: str) -> None:
         items[pk] = Item(id=pk, name=name, kind=kind, category_slug=slug, category_name=category_name)
         popularity[pk] = float(pop)
 
-    for pk, category_id, pop, name, kind in best:
+    for pk, category_id, pop, name, kind, slug, category_name in best:
         by_category.setdefault(category_id, []).append((pk, float(pop)))
-        keep(pk, category_id, pop, name, kind)
+        keep(pk, pop, name, kind, slug, category_name)
     fallback = []
-    for pk, category_id, pop, name, kind in popular:
+    for pk, _, pop, name, kind, slug, category_name in popular:
         fallback.append((pk, float(pop)))
-        keep(pk, category_id, pop, name, kind)
+        keep(pk, pop, name, kind, slug, category_name)
     return Catalog(
         stamp=stamp,
         by_category={k: tuple(v) for k, v in by_category.items()},
@@ -151,7 +155,7 @@ def catalog_current() -> Catalog:
         if state.catalog is not None and now - state.checked_at < _check_seconds():
             return state.catalog
         stamp = _stamp_read()
-        if state.catalog is None or state.catalog.stamp != stamp:
+        if state.catalog is None or stamp is None or state.catalog.stamp != stamp:
             state.catalog = _load(stamp)
         state.checked_at = now
         return state.catalog

@@ -158,6 +158,8 @@ DB_POOL_RETRY_AFTER_SECONDS = env_int("DB_POOL_RETRY_AFTER_SECONDS", 2)
 # Check a connection before use: Django's per-request check without a pool; with one, a look
 # at each pooled connection's socket (matchplatform/postgresql/base.py).
 DB_CONN_HEALTH_CHECKS = env_bool("DB_CONN_HEALTH_CHECKS", True)
+# A pooled connection unused longer than this is checked with a query, not only its socket.
+DB_POOL_CHECK_IDLE_SECONDS = env_float("DB_POOL_CHECK_IDLE_SECONDS", 30.0)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
     if DB_CONN_HEALTH_CHECKS:

@@ -44,28 +44,29 @@ while true do
 end
 local count = redis.call('LLEN', key)
 if count >= limit then
-    return {0, redis.call('LINDEX', key, -1), count}
+    -- The oldest entry kept; none with a limit of 0 (then the window starts now).
+    return {0, redis.call('LINDEX', key, -1) or ARGV[1], count}
 end
 redis.call('LPUSH', key, ARGV[1])
 redis.call('EXPIRE', key, math.ceil(window))
 return {1, '', count + 1}
 """
 
-_scripts: dict[int, Any] = {}
+_script: Any = None  # one for the process: its text's hash; each call names its client
 
 
 def _redis_script(cache: Any) -> tuple[Any, Any] | None:
-    """(the script registered on this cache's Redis client, the client) for Django's Redis
-    cache; None for any other cache."""
+    """(the script, this cache's Redis client) for Django's Redis cache; None for any other
+    cache."""
+    global _script
     from django.core.cache.backends.redis import RedisCache
 
     if not isinstance(cache, RedisCache):
         return None
     client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]  # Django's, undeclared in the stubs
-    script = _scripts.get(id(client))
-    if script is None or script.registered_client is not client:
-        script = _scripts[id(client)] = client.register_script(_SLIDING_LOG)
-    return script, client
+    if _script is None:
+        _script = client.register_script(_SLIDING_LOG)  # computes the hash; loads nothing yet
+    return _script, client
 
 
 class SettingRateThrottle(ScopedRateThrottle):

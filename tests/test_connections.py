@@ -312,3 +312,23 @@ def test_a_live_pooled_connection_is_handed_out_without_a_query(member, monkeypa
     for _ in range(5):
         assert in_thread(lambda: client.get("/matches")).status_code == 200
     assert round_trips == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_idle_longer_than_the_limit_is_asked_the_query(member, monkeypatch, settings):
+    """A dropped idle flow (a firewall, a load balancer) leaves nothing on the socket: past
+    DB_POOL_CHECK_IDLE_SECONDS a connection gets the empty query too."""
+    from psycopg_pool import ConnectionPool
+
+    settings.DB_POOL_CHECK_IDLE_SECONDS = 0.0
+    client = Client(raise_request_exception=False)
+    client.force_login(member)
+    assert in_thread(lambda: client.get("/matches")).status_code == 200
+    round_trips: list[Any] = []
+    real = ConnectionPool.check_connection
+    monkeypatch.setattr(
+        ConnectionPool, "check_connection", staticmethod(lambda conn: round_trips.append(conn) or real(conn))
+    )
+    time.sleep(0.01)
+    assert in_thread(lambda: client.get("/matches")).status_code == 200
+    assert round_trips

@@ -130,3 +130,13 @@ def test_concurrent_requests_of_one_client_never_pass_a_full_log(settings):
     for t in threads:
         t.join()
     assert sum(passed) == 10 and len(passed) == 40
+
+
+def test_a_rate_of_zero_refuses_with_429_for_the_whole_window(settings):
+    import uuid
+
+    _redis_cache_or_skip()
+    settings.RUNS_SUBMIT_RATE = "0/min"
+    throttle = SettingRateThrottle()
+    assert not throttle.allow_request(_Request(f"10.{uuid.uuid4().int % 250}.3.9"), _View())
+    assert throttle.wait() == pytest.approx(60.0)

@@ -3,7 +3,8 @@
 Every statement that writes ``discovery_candidate`` or ``discovery_category`` sets the stamp
 to a new random 63-bit value in the same transaction. Random, not a counter: two
 transactions that both roll back must not leave two different catalogs behind the same
-version (a process that loaded one of them would keep serving it)."""
+version (a process that loaded one of them would keep serving it). An upsert, not an update:
+a flushed table (``manage.py flush``, a data-only restore) gets its row back at the next write."""
 
 from django.db import migrations, models
 
@@ -12,12 +13,17 @@ TABLES = ("discovery_candidate", "discovery_category")
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION discovery_catalog_stamp_bump() RETURNS trigger AS $$
 BEGIN
-    UPDATE discovery_catalogstamp SET version = floor(random() * 9223372036854775807)::bigint WHERE id = 1;
+    INSERT INTO discovery_catalogstamp (id, version)
+    VALUES (1, floor(random() * 9223372036854775807)::bigint)
+    ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version;
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql
 """
-SQLITE_BUMP = "UPDATE discovery_catalogstamp SET version = abs(random()) WHERE id = 1;"
+SQLITE_BUMP = (
+    "INSERT INTO discovery_catalogstamp (id, version) VALUES (1, abs(random())) "
+    "ON CONFLICT (id) DO UPDATE SET version = excluded.version;"
+)
 
 
 def forwards(apps, schema_editor):

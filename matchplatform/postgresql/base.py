@@ -13,13 +13,16 @@ the web's connection pool:
   waiting there, readable. Only then does it send the empty query, and a connection that
   fails it goes back to the pool, which drops it, and the next one is tried; so a restart
   costs no request an error. A healthy idle connection has nothing to read and costs no
-  query. ``DB_CONN_HEALTH_CHECKS=false`` turns the check off.
+  query, unless it sat unused longer than ``DB_POOL_CHECK_IDLE_SECONDS`` (30 s): then it
+  is asked the empty query anyway, since a firewall or load balancer that dropped an idle
+  flow leaves nothing on the socket. ``DB_CONN_HEALTH_CHECKS=false`` turns the check off.
 
 Django's documented way to extend a backend: subclass its ``DatabaseWrapper``."""
 
 from __future__ import annotations
 
 import select
+import time
 from typing import Any
 
 import psycopg
@@ -30,16 +33,20 @@ from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 from matchplatform.db_pool import pool_exhausted_in_request, pool_exhaustion_record
 
 
-def connection_alive(conn: Any) -> bool:
+def connection_alive(conn: Any, *, idle_seconds: float = 0.0) -> bool:
     """Whether a pooled connection can be used: nothing waiting on its socket (no query
-    sent), or else it answers an empty query. A dead one is closed."""
+    sent), or else it answers an empty query. A dead one is closed. A connection unused for
+    longer than ``DB_POOL_CHECK_IDLE_SECONDS`` is asked the query anyway: a firewall or load
+    balancer that dropped an idle flow leaves nothing to read on the socket."""
     if conn.closed:
         return False
     try:
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        readable = bool(poller.poll(0))
     except (OSError, ValueError, psycopg.Error):
-        readable = [True]
-    if not readable:
+        readable = True
+    if not readable and idle_seconds <= settings.DB_POOL_CHECK_IDLE_SECONDS:
         return True
     try:
         ConnectionPool.check_connection(conn)  # reads what was waiting: an error if it was a goodbye
@@ -65,7 +72,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             except (PoolTimeout, TooManyRequests):
                 pool_exhaustion_record()
                 raise
-            if not settings.DB_CONN_HEALTH_CHECKS or connection_alive(conn):
+            # When the connection was last handed out, kept on it: about how long it sat idle.
+            now = time.monotonic()
+            idle = now - getattr(conn, "matchplatform_handed_out", now)
+            if not settings.DB_CONN_HEALTH_CHECKS or connection_alive(conn, idle_seconds=idle):
+                conn.matchplatform_handed_out = now
                 return conn
             pool.putconn(conn)  # closed: the pool discards it and opens a replacement
         return super().get_new_connection(conn_params)

@@ -128,3 +128,36 @@ def test_the_catalog_keeps_each_categorys_best_and_the_fallback_in_order():
     assert [pk for pk, _ in catalog.fallback] == fallback[: len(catalog.fallback)]
     item = catalog.items[expected[0][0]]
     assert (item.category_slug, item.category_name) == ("ai-tools", "AI tools")
+
+
+def test_a_missing_stamp_row_reloads_at_every_check_and_the_next_write_puts_it_back(member):
+    leader = suggestions_for_user(user=member).candidates[0]
+    CatalogStamp.objects.all().delete()  # a flushed table, a data-only restore
+    with connection.cursor() as cursor:  # a write the triggers must still see
+        cursor.execute("UPDATE discovery_candidate SET active = FALSE WHERE id = %s", [leader.pk])
+    assert CatalogStamp.objects.filter(pk=1).exists()  # the write put the row back
+    assert leader.pk not in [c.pk for c in suggestions_for_user(user=member).candidates]
+    CatalogStamp.objects.all().delete()
+    Candidate.objects.filter(pk=leader.pk).update(active=True)
+    CatalogStamp.objects.all().delete()  # gone again, and the write above not stamped
+    assert catalog_current().stamp is None and leader.pk in catalog_current().items  # reloaded anyway
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_candidate_deleted_within_the_check_interval_is_decided_around(member, settings):
+    """A process trusts its catalog for the check interval; a candidate deleted (not
+    deactivated) meanwhile cannot be logged as chosen (the foreign key, checked as the
+    autocommitted INSERT commits): the catalog is reloaded and the decision made again."""
+    ai = Category.objects.get(slug="ai-tools")
+    doomed = Candidate.objects.create(name="soon deleted", category=ai, popularity=1.0)
+    assert catalog_current().items[doomed.pk]  # this process now holds it
+    settings.DISCOVERY_CATALOG_CHECK_SECONDS = 3600.0
+    doomed_pk = doomed.pk
+    doomed.delete()  # never served: nothing protects it
+    from discovery.models import LearningEvent
+
+    assert doomed_pk in catalog_current().items  # still held: the interval is not over
+    served = suggestions_for_user(user=member)
+    assert served.decision_id and doomed_pk not in [c.pk for c in served.candidates]
+    assert LearningEvent.objects.get(decision_id=served.decision_id).chosen_id != doomed_pk
+    assert doomed_pk not in catalog_current().items  # reloaded
