@@ -296,39 +296,41 @@ def test_connections_the_server_killed_are_replaced_without_a_failed_request(mem
     assert not victims & _pooled_backend_pids()
 
 
+def _signed_in_after_one_request(member: Any) -> Client:
+    client = Client(raise_request_exception=False)
+    client.force_login(member)
+    assert in_thread(lambda: client.get("/matches")).status_code == 200  # the pool holds a used connection
+    return client
+
+
+def _count_check_queries(monkeypatch: Any) -> list[Any]:
+    """The connections asked the empty query from now on (psycopg_pool's check, which the
+    backend calls)."""
+    from psycopg_pool import ConnectionPool
+
+    asked: list[Any] = []
+    real = ConnectionPool.check_connection
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(lambda conn: asked.append(conn) or real(conn)))
+    return asked
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_live_pooled_connection_is_handed_out_without_a_query(member, monkeypatch):
     """The check is a look at the socket: a healthy idle connection costs no round trip."""
-    from psycopg_pool import ConnectionPool
-
-    client = Client(raise_request_exception=False)
-    client.force_login(member)
-    assert in_thread(lambda: client.get("/matches")).status_code == 200
-    round_trips: list[Any] = []
-    real = ConnectionPool.check_connection
-    monkeypatch.setattr(
-        ConnectionPool, "check_connection", staticmethod(lambda conn: round_trips.append(conn) or real(conn))
-    )
+    client = _signed_in_after_one_request(member)
+    asked = _count_check_queries(monkeypatch)
     for _ in range(5):
         assert in_thread(lambda: client.get("/matches")).status_code == 200
-    assert round_trips == []
+    assert asked == []
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_idle_longer_than_the_limit_is_asked_the_query(member, monkeypatch, settings):
     """A dropped idle flow (a firewall, a load balancer) leaves nothing on the socket: past
     DB_POOL_CHECK_IDLE_SECONDS a connection gets the empty query too."""
-    from psycopg_pool import ConnectionPool
-
     settings.DB_POOL_CHECK_IDLE_SECONDS = 0.0
-    client = Client(raise_request_exception=False)
-    client.force_login(member)
-    assert in_thread(lambda: client.get("/matches")).status_code == 200
-    round_trips: list[Any] = []
-    real = ConnectionPool.check_connection
-    monkeypatch.setattr(
-        ConnectionPool, "check_connection", staticmethod(lambda conn: round_trips.append(conn) or real(conn))
-    )
+    client = _signed_in_after_one_request(member)
+    asked = _count_check_queries(monkeypatch)
     time.sleep(0.01)
     assert in_thread(lambda: client.get("/matches")).status_code == 200
-    assert round_trips
+    assert asked
