@@ -63,15 +63,14 @@ class Column:
 @dataclass(frozen=True)
 class Catalog:
     stamp: int | None  # None: loaded while the stamp row was missing (reloaded at every check)
-    # category id -> its best active candidates, (id, popularity), by popularity (highest
-    # first) then id: the order a decision's candidate set is logged in.
-    by_category: dict[int, tuple[tuple[int, float], ...]]
+    # category id -> its best active candidates by popularity (highest first) then id: the
+    # order a decision's candidate set is logged in.
+    columns: dict[int, Column]
     # The fallback slate's candidates, (id, popularity): the most popular, then the most
     # recent, overall; at most FALLBACK_MAX.
     fallback: tuple[tuple[int, float], ...]
     items: dict[int, Item]  # every candidate above
     popularity: dict[int, float]  # every candidate above
-    columns: dict[int, Column]  # by_category, as columns
 
 
 class _State:
@@ -133,7 +132,6 @@ def _load(stamp: int | None) -> Catalog:
         keep(pk, pop, name, kind, slug, category_name)
     return Catalog(
         stamp=stamp,
-        by_category={k: tuple(v) for k, v in by_category.items()},
         fallback=tuple(fallback),
         items=items,
         popularity=popularity,

@@ -119,7 +119,8 @@ def test_the_catalog_keeps_each_categorys_best_and_the_fallback_in_order():
         .order_by("-popularity", "id")
         .values_list("id", "popularity")[:CANDIDATES_PER_CATEGORY]
     )
-    assert list(catalog.by_category[ai.pk]) == expected
+    column = catalog.columns[ai.pk]
+    assert list(zip(column.ids, column.popularity, strict=True)) == expected
     fallback = list(
         Candidate.objects.filter(active=True)
         .order_by("-popularity", "-published_at", "id")
