@@ -61,12 +61,20 @@ class ModelBackend(DjangoModelBackend):
         return user if self.user_can_authenticate(user) else None
 
 
+def raw_readable_fields(model: Any) -> list[Any] | None:
+    """The model's columns, when a row read by hand can go to ``Model.from_db`` as the driver
+    returns it; None for a model with fields that convert their database values (those take
+    the ORM's path)."""
+    fields = list(model._meta.concrete_fields)
+    return None if any(hasattr(f, "from_db_value") for f in fields) else fields
+
+
 @cache
 def _lookup(model: Any) -> tuple[str, list[str]] | None:
     """The user model's row by id, as SQL, and the fields it reads, built once (PostgreSQL's
-    quoting); None for a model with fields that convert their database values."""
-    fields = model._meta.concrete_fields
-    if any(hasattr(f, "from_db_value") for f in fields):
+    quoting); None when ``raw_readable_fields`` says no."""
+    fields = raw_readable_fields(model)
+    if fields is None:
         return None
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)

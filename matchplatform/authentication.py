@@ -80,9 +80,11 @@ def _token_lookup(token_model: Any, user_model: Any) -> tuple[str, list[str], li
     their database values (matchplatform.auth's rule)."""
     from django.db import connection
 
-    token_fields = list(token_model._meta.concrete_fields)
-    user_fields = list(user_model._meta.concrete_fields)
-    if any(hasattr(f, "from_db_value") for f in token_fields + user_fields):
+    from matchplatform.auth import raw_readable_fields
+
+    token_fields = raw_readable_fields(token_model)
+    user_fields = raw_readable_fields(user_model)
+    if token_fields is None or user_fields is None:
         return None
     quote = connection.ops.quote_name
     columns = ", ".join([f"t.{quote(f.column)}" for f in token_fields] + [f"u.{quote(f.column)}" for f in user_fields])
