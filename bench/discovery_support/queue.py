@@ -127,33 +127,32 @@ class Workers:
         self.barrier.wait(timeout=60)
         return time.perf_counter()
 
-    def join(self) -> tuple[int, list[str]]:
-        self.stop_event.set()
+    def _collect(self) -> tuple[int, list[str]]:
+        """Every worker's report (jobs done, an error or ""), each waited for in turn: the jobs
+        done in all and the errors, a worker that did not report among them."""
         results = []
         for _ in self.procs:
             try:
                 results.append(self.out.get(timeout=self.timeout + 30))
             except Exception:
                 break
-        self.kill()
-        return sum(r[0] for r in results), [r[1] for r in results if r[1]] + (
-            [f"{len(self.procs) - len(results)} workers did not report"] if len(results) < len(self.procs) else []
-        )
-
-    def wait_drained(self) -> tuple[int, list[str], float]:
-        """For a draining run: every worker back (the queue empty); the time it happened."""
-        results = []
-        for _ in self.procs:
-            try:
-                results.append(self.out.get(timeout=self.timeout + 30))
-            except Exception:
-                break
-        ended = time.perf_counter()
-        self.kill()
         errors = [r[1] for r in results if r[1]]
         if len(results) < len(self.procs):
             errors.append(f"{len(self.procs) - len(results)} workers did not report")
-        return sum(r[0] for r in results), errors, ended
+        return sum(r[0] for r in results), errors
+
+    def join(self) -> tuple[int, list[str]]:
+        self.stop_event.set()
+        done, errors = self._collect()
+        self.kill()
+        return done, errors
+
+    def wait_drained(self) -> tuple[int, list[str], float]:
+        """For a draining run: every worker back (the queue empty); the time it happened."""
+        done, errors = self._collect()
+        ended = time.perf_counter()
+        self.kill()
+        return done, errors, ended
 
     def kill(self) -> None:
         for proc in self.procs:
