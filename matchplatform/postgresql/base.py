@@ -65,8 +65,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # This request already waited DB_POOL_TIMEOUT for nothing: do not make it wait
             # again for its error path (Django's wrapper turns this into OperationalError).
             raise PoolTimeout("no connection: this request already timed out waiting for one")
-        # Every pooled connection may be dead (after a restart): try each, then a new one.
-        for _ in range(int(pool.max_size) + 1):
+        # Every pooled connection may be dead (after a restart): try each, and hand out the
+        # one after them (a new one) unchecked.
+        attempts = int(pool.max_size) + 2
+        for attempt in range(attempts):
             try:
                 conn = super().get_new_connection(conn_params)
             except (PoolTimeout, TooManyRequests):
@@ -75,8 +77,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # When the connection was last handed out, kept on it: about how long it sat idle.
             now = time.monotonic()
             idle = now - getattr(conn, "matchplatform_handed_out", now)
-            if not settings.DB_CONN_HEALTH_CHECKS or connection_alive(conn, idle_seconds=idle):
+            last = attempt == attempts - 1
+            if last or not settings.DB_CONN_HEALTH_CHECKS or connection_alive(conn, idle_seconds=idle):
                 conn.matchplatform_handed_out = now
                 return conn
             pool.putconn(conn)  # closed: the pool discards it and opens a replacement
-        return super().get_new_connection(conn_params)
+        raise AssertionError("unreachable: the last attempt returns")
